@@ -1,0 +1,136 @@
+//! Why a webhook was rejected, as a value a caller can match on.
+
+use core::fmt;
+
+/// Why a request failed validation.
+///
+/// Each variant is a kind a caller can match on; the `Display` text says what a person can do
+/// about it. No variant ever carries the auth token, a shared key or a computed signature.
+///
+/// ```
+/// use twilio_webhook::{ValidationError, Validator};
+///
+/// let validator = Validator::new("12345");
+/// let params: [(&str, &str); 0] = [];
+/// match validator.validate("https://example.com/sms", &params, "") {
+///     Err(ValidationError::MissingSignature) => {} // no X-Twilio-Signature header
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The `X-Twilio-Signature` header is absent or empty.
+    MissingSignature,
+    /// The header is not a signature: not standard, padded Base64 of a 20-byte (HMAC-SHA1) or
+    /// 32-byte (HMAC-SHA256) MAC. Base64url, missing padding, hex digests, surrounding
+    /// whitespace and oversized values all land here.
+    MalformedSignature,
+    /// The signature is well-formed but no configured key signed this URL and these parameters.
+    SignatureMismatch,
+    /// The signature is valid for the URL, but the body's SHA-256 does not equal the URL's
+    /// `bodySHA256` parameter: the body was replaced.
+    BodyHashMismatch,
+    /// A non-empty body that is not form-encoded, and the URL has no `bodySHA256` parameter:
+    /// nothing signs that body, so it cannot be trusted.
+    UnsignedBody,
+    /// The form body cannot be decoded.
+    MalformedBody(MalformedBody),
+    /// The URL cannot be the URL Twilio requested.
+    InvalidUrl(InvalidUrl),
+    /// The validator has no key to check with (an empty auth token was given).
+    NoUsableKey,
+    /// The `X-Twilio-Webhooks-Signature-Settings` header names an algorithm this library does
+    /// not know.
+    UnknownAlgorithm,
+    /// The `X-Twilio-Webhooks-Signature-Settings` header names a shared key id that is not
+    /// configured.
+    UnknownSharedKey,
+    /// The `X-Twilio-Webhooks-Signature-Settings` header cannot be parsed.
+    MalformedSignatureSettings,
+}
+
+/// Why a form body could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MalformedBody {
+    /// A `%` not followed by two hexadecimal digits.
+    InvalidPercentEncoding,
+    /// The body, or a name or value after percent-decoding, is not valid UTF-8.
+    InvalidUtf8,
+}
+
+/// Why a URL was refused before any signature was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidUrl {
+    /// No `scheme://` prefix (Twilio always requests an absolute URL).
+    MissingScheme,
+    /// Nothing between `://` and the path, or no host in the authority.
+    EmptyHost,
+    /// The port is not a decimal number, or an IPv6 literal is not closed by `]`.
+    MalformedAuthority,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingSignature => f.write_str("the request has no X-Twilio-Signature header"),
+            Self::MalformedSignature => f.write_str(
+                "the X-Twilio-Signature header is not a Base64-encoded HMAC \
+                 (28 characters for HMAC-SHA1, 44 for HMAC-SHA256, standard alphabet, padded)",
+            ),
+            Self::SignatureMismatch => f.write_str(
+                "the X-Twilio-Signature header does not match: check that the URL is exactly the \
+                 one configured in Twilio (scheme, host, port, path, query) and that the key is \
+                 the account's auth token",
+            ),
+            Self::BodyHashMismatch => {
+                f.write_str("the request body does not match the bodySHA256 parameter of the URL")
+            }
+            Self::UnsignedBody => f.write_str(
+                "the body is neither form-encoded nor covered by a bodySHA256 URL parameter, so \
+                 no signature covers it",
+            ),
+            Self::MalformedBody(reason) => write!(f, "the form body cannot be decoded: {reason}"),
+            Self::InvalidUrl(reason) => write!(f, "the URL cannot be validated: {reason}"),
+            Self::NoUsableKey => f.write_str(
+                "no auth token is configured: webhooks are signed with the account's primary \
+                 auth token (an API key secret cannot validate them)",
+            ),
+            Self::UnknownAlgorithm => f.write_str(
+                "the X-Twilio-Webhooks-Signature-Settings header names an unsupported algorithm",
+            ),
+            Self::UnknownSharedKey => f.write_str(
+                "the X-Twilio-Webhooks-Signature-Settings header names a shared key id that is \
+                 not configured",
+            ),
+            Self::MalformedSignatureSettings => {
+                f.write_str("the X-Twilio-Webhooks-Signature-Settings header cannot be parsed")
+            }
+        }
+    }
+}
+
+impl fmt::Display for MalformedBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidPercentEncoding => "a '%' is not followed by two hexadecimal digits",
+            Self::InvalidUtf8 => "it is not valid UTF-8 after percent-decoding",
+        })
+    }
+}
+
+impl fmt::Display for InvalidUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MissingScheme => "it does not start with a scheme such as https://",
+            Self::EmptyHost => "it has no host",
+            Self::MalformedAuthority => "its port or IPv6 host is malformed",
+        })
+    }
+}
+
+impl std::error::Error for ValidationError {}
+impl std::error::Error for MalformedBody {}
+impl std::error::Error for InvalidUrl {}

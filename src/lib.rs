@@ -1,0 +1,58 @@
+//! Stops forged Twilio webhooks.
+//!
+//! Twilio signs every webhook request with the account's auth token and puts the result in the
+//! `X-Twilio-Signature` header. Anyone can POST to a public webhook URL, so a server that does
+//! not check that header can be fed forged messages, calls and payments. This crate checks it
+//! exactly as Twilio computes it, in constant time:
+//!
+//! - the string signed is the URL **exactly as Twilio requested it** (never re-encoded or
+//!   normalised), followed by the form parameters sorted by name (byte order), each name then
+//!   value, repeated names de-duplicated and their values sorted;
+//! - the signature is Base64 of HMAC-SHA1 keyed by the auth token; it is compared on the
+//!   decoded MAC bytes in constant time, never trimmed or re-padded;
+//! - the URL is also tried with its port toggled (`:443` added or removed) and without
+//!   `user:password@`, as every official SDK does, because Twilio's own signing varies;
+//! - JSON webhooks carry `bodySHA256` in the query: the URL is signed and the body's SHA-256
+//!   must match. A non-form body with no `bodySHA256` is refused: nothing signs it.
+//!
+//! # The core
+//!
+//! [`Validator`] needs no framework (`default-features = false`):
+//!
+//! ```
+//! use twilio_webhook::{compute_signature, Validator};
+//!
+//! let validator = Validator::new("12345"); // the account's primary auth token
+//! let url = "https://example.com/myapp.php?foo=1&bar=2";
+//! let params = [("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675310"),
+//!               ("Digits", "1234"), ("From", "+14158675310"), ("To", "+18005551212")];
+//!
+//! let header = compute_signature("12345", url, &params); // what Twilio sends
+//! assert!(validator.validate(url, &params, &header).is_ok());
+//! assert!(validator.validate(url, &params, "bm90IGEgc2lnbmF0dXJlIGF0IGE=").is_err());
+//!
+//! // Or from the raw request, as it arrived:
+//! let body = b"CallSid=CA1234567890ABCDE&Caller=%2B14158675310&Digits=1234\
+//!              &From=%2B14158675310&To=%2B18005551212";
+//! let content_type = Some("application/x-www-form-urlencoded");
+//! assert!(validator.validate_body(url, content_type, body, &header).is_ok());
+//! ```
+//!
+//! # Security notes
+//!
+//! - Use the account's **primary auth token**. API key secrets cannot validate webhooks.
+//! - Twilio's scheme has no timestamp: a captured request can be replayed. Serve webhooks over
+//!   HTTPS so requests cannot be captured.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod form;
+mod signature;
+mod url;
+mod validator;
+
+pub use error::{InvalidUrl, MalformedBody, ValidationError};
+pub use signature::{compute_signature, signed_string};
+pub use url::UrlVariant;
+pub use validator::{KeyUsed, Validator, Verified, Webhook};

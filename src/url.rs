@@ -1,0 +1,331 @@
+//! The URL Twilio signed, and the variants of it that Twilio is known to have signed instead.
+//!
+//! The URL is never parsed into a URL type and serialised back: a parser that re-encodes `'`,
+//! lower-cases the host, resolves `..` or drops `:443` changes the bytes that were signed
+//! (twilio-node #1183). We only find where the userinfo and the port are, so that a variant is
+//! the original bytes with one piece left out or one piece added.
+
+use core::fmt;
+
+use crate::error::InvalidUrl;
+
+/// Which form of the request URL the signature was computed over.
+///
+/// Twilio's own signing is inconsistent about default ports, and its docs say credentials are
+/// dropped before signing, so every official SDK tries a few forms. They are tried in this order
+/// and the first that verifies wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UrlVariant {
+    /// The URL exactly as received.
+    AsReceived,
+    /// The explicit port removed, or the scheme's default port (`:443`, `:80`) added.
+    PortToggled,
+    /// The `user[:password]@` removed.
+    WithoutUserinfo,
+    /// The `user[:password]@` removed and the port toggled.
+    WithoutUserinfoPortToggled,
+}
+
+impl fmt::Display for UrlVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AsReceived => "as received",
+            Self::PortToggled => "port toggled",
+            Self::WithoutUserinfo => "without userinfo",
+            Self::WithoutUserinfoPortToggled => "without userinfo, port toggled",
+        })
+    }
+}
+
+/// A URL split at the places the variants change, without copying or re-encoding it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignedUrl<'a> {
+    full: &'a str,
+    /// `scheme://`
+    scheme_prefix: &'a str,
+    /// Between `://` and `@`, without the `@`.
+    userinfo: Option<&'a str>,
+    /// The host as written, brackets included for IPv6.
+    host: &'a str,
+    /// After the `:`, as written (may be empty: `host:` is legal).
+    port: Option<&'a str>,
+    /// Path, query and fragment, as written.
+    rest: &'a str,
+    /// `:443` or `:80` for the schemes that have one.
+    default_port: Option<&'static str>,
+}
+
+/// One candidate URL, as the pieces to feed to the MAC in order.
+pub(crate) struct Candidate<'a> {
+    pub(crate) variant: UrlVariant,
+    pieces: [&'a str; 7],
+    len: usize,
+}
+
+impl<'a> Candidate<'a> {
+    pub(crate) fn pieces(&self) -> &[&'a str] {
+        &self.pieces[..self.len]
+    }
+}
+
+impl<'a> SignedUrl<'a> {
+    pub(crate) fn parse(url: &'a str) -> Result<Self, InvalidUrl> {
+        let scheme_end = url.find("://").ok_or(InvalidUrl::MissingScheme)?;
+        let scheme = &url[..scheme_end];
+        let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if !scheme_ok {
+            return Err(InvalidUrl::MissingScheme);
+        }
+        let authority_start = scheme_end + 3;
+        let after_scheme = &url[authority_start..];
+        let authority_len = after_scheme
+            .find(['/', '?', '#'])
+            .unwrap_or(after_scheme.len());
+        let authority = &after_scheme[..authority_len];
+        let rest = &after_scheme[authority_len..];
+
+        // Userinfo may itself contain ':' (user:password); the host starts after the last '@'.
+        let (userinfo, host_port) = match authority.rfind('@') {
+            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+            None => (None, authority),
+        };
+
+        let (host, port) = if host_port.starts_with('[') {
+            let close = host_port.find(']').ok_or(InvalidUrl::MalformedAuthority)?;
+            let after = &host_port[close + 1..];
+            let port = match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None if after.is_empty() => None,
+                None => return Err(InvalidUrl::MalformedAuthority),
+            };
+            (&host_port[..=close], port)
+        } else {
+            match host_port.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (host_port, None),
+            }
+        };
+        if host.is_empty() || host == "[]" {
+            return Err(InvalidUrl::EmptyHost);
+        }
+        if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(InvalidUrl::MalformedAuthority);
+        }
+
+        let default_port = if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss")
+        {
+            Some(":443")
+        } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+            Some(":80")
+        } else {
+            None
+        };
+
+        Ok(Self {
+            full: url,
+            scheme_prefix: &url[..authority_start],
+            userinfo,
+            host,
+            port,
+            rest,
+            default_port,
+        })
+    }
+
+    /// The value of every `bodySHA256` query parameter, as written.
+    pub(crate) fn body_sha256_values(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let query = match self.rest.split_once('?') {
+            Some((_, q)) => q.split('#').next().unwrap_or(""),
+            None => "",
+        };
+        query.split('&').filter_map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name == "bodySHA256").then_some(value)
+        })
+    }
+
+    pub(crate) fn has_body_sha256(&self) -> bool {
+        self.body_sha256_values().next().is_some()
+    }
+
+    /// The candidates in the order they are tried: as received first.
+    pub(crate) fn candidates(&self) -> impl Iterator<Item = Candidate<'a>> + use<'a> {
+        let this = *self;
+        let has_toggle = self.port.is_some() || self.default_port.is_some();
+        let has_userinfo = self.userinfo.is_some();
+        [
+            (UrlVariant::AsReceived, true),
+            (UrlVariant::PortToggled, has_toggle),
+            (UrlVariant::WithoutUserinfo, has_userinfo),
+            (UrlVariant::WithoutUserinfoPortToggled, has_userinfo && has_toggle),
+        ]
+        .into_iter()
+        .filter(|&(_, present)| present)
+        .map(move |(variant, _)| this.candidate(variant))
+    }
+
+    fn candidate(&self, variant: UrlVariant) -> Candidate<'a> {
+        if variant == UrlVariant::AsReceived {
+            // The common case: one slice, the bytes exactly as received.
+            let mut pieces = [""; 7];
+            pieces[0] = self.full;
+            return Candidate { variant, pieces, len: 1 };
+        }
+        self.rebuild(variant, self.userinfo)
+    }
+
+    /// The variant assembled from the parts, with `userinfo` standing in for the real one.
+    fn rebuild(&self, variant: UrlVariant, userinfo: Option<&'a str>) -> Candidate<'a> {
+        let mut pieces = [""; 7];
+        let mut len = 0;
+        let mut push = |piece: &'a str| {
+            pieces[len] = piece;
+            len += 1;
+        };
+        let keep_userinfo = matches!(variant, UrlVariant::AsReceived | UrlVariant::PortToggled);
+        let toggle_port = matches!(
+            variant,
+            UrlVariant::PortToggled | UrlVariant::WithoutUserinfoPortToggled
+        );
+        push(self.scheme_prefix);
+        if let (true, Some(userinfo)) = (keep_userinfo, userinfo) {
+            push(userinfo);
+            push("@");
+        }
+        push(self.host);
+        match (self.port, toggle_port) {
+            (Some(port), false) => {
+                push(":");
+                push(port);
+            }
+            (None, true) => {
+                if let Some(default_port) = self.default_port {
+                    push(default_port);
+                }
+            }
+            (Some(_), true) | (None, false) => {}
+        }
+        push(self.rest);
+        Candidate { variant, pieces, len }
+    }
+
+    /// The candidate URL with any userinfo replaced by `***`, for logs.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn redacted(&self, variant: UrlVariant) -> String {
+        self.rebuild(variant, self.userinfo.map(|_| "***"))
+            .pieces()
+            .concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(url: &str) -> Vec<(UrlVariant, String)> {
+        SignedUrl::parse(url)
+            .unwrap()
+            .candidates()
+            .map(|c| (c.variant, c.pieces().concat()))
+            .collect()
+    }
+
+    #[test]
+    fn https_without_port_adds_443() {
+        assert_eq!(
+            all("https://example.com/sms?a=1"),
+            vec![
+                (UrlVariant::AsReceived, "https://example.com/sms?a=1".into()),
+                (UrlVariant::PortToggled, "https://example.com:443/sms?a=1".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn explicit_port_is_removed_whatever_it_is() {
+        assert_eq!(
+            all("http://example.com:8080/x")[1].1,
+            "http://example.com/x".to_string()
+        );
+    }
+
+    #[test]
+    fn unknown_scheme_has_no_default_port_to_add() {
+        assert_eq!(all("ftp://example.com/x").len(), 1);
+    }
+
+    #[test]
+    fn userinfo_with_colon_and_ipv6_host_with_port() {
+        let got = all("https://us:er:pw@[::1]:8443/p?q=1");
+        let urls: Vec<_> = got.iter().map(|(_, u)| u.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://us:er:pw@[::1]:8443/p?q=1",
+                "https://us:er:pw@[::1]/p?q=1",
+                "https://[::1]:8443/p?q=1",
+                "https://[::1]/p?q=1",
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_without_port_gets_default_port_after_the_bracket() {
+        assert_eq!(all("wss://[2001:db8::1]/media")[1].1, "wss://[2001:db8::1]:443/media");
+    }
+
+    #[test]
+    fn at_sign_in_the_path_is_not_userinfo() {
+        assert_eq!(all("https://example.com/u@x").len(), 2);
+    }
+
+    #[test]
+    fn uppercase_scheme_still_has_a_default_port() {
+        assert_eq!(all("HTTP://example.com/x")[1].1, "HTTP://example.com:80/x");
+    }
+
+    #[test]
+    fn absurd_urls_are_refused() {
+        for (url, want) in [
+            ("example.com/sms", InvalidUrl::MissingScheme),
+            ("?", InvalidUrl::MissingScheme),
+            ("", InvalidUrl::MissingScheme),
+            ("://example.com", InvalidUrl::MissingScheme),
+            ("1http://example.com", InvalidUrl::MissingScheme),
+            ("https://", InvalidUrl::EmptyHost),
+            ("https:///path", InvalidUrl::EmptyHost),
+            ("https://user@/path", InvalidUrl::EmptyHost),
+            ("https://:443/", InvalidUrl::EmptyHost),
+            ("https://[]:443/", InvalidUrl::EmptyHost),
+            ("https://host:44x3/", InvalidUrl::MalformedAuthority),
+            ("https://a:b:c/", InvalidUrl::MalformedAuthority),
+            ("https://[::1/", InvalidUrl::MalformedAuthority),
+            ("https://[::1]x/", InvalidUrl::MalformedAuthority),
+        ] {
+            assert_eq!(SignedUrl::parse(url).err(), Some(want), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn body_sha256_is_found_only_by_its_exact_name_in_the_query() {
+        let url = SignedUrl::parse("https://h/p?a=1&bodySHA256=ab&bodysha256=cd#frag").unwrap();
+        assert_eq!(url.body_sha256_values().collect::<Vec<_>>(), ["ab"]);
+        let url = SignedUrl::parse("https://h/bodySHA256=ab").unwrap();
+        assert!(!url.has_body_sha256());
+    }
+
+    #[test]
+    fn redaction_hides_userinfo_in_every_variant() {
+        let url = SignedUrl::parse("https://user:secret@h:8443/p").unwrap();
+        for c in url.candidates() {
+            let shown = url.redacted(c.variant);
+            assert!(!shown.contains("secret"), "{shown}");
+        }
+        assert_eq!(url.redacted(UrlVariant::AsReceived), "https://***@h:8443/p");
+        assert_eq!(url.redacted(UrlVariant::PortToggled), "https://***@h/p");
+    }
+}

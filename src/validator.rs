@@ -1,0 +1,402 @@
+//! `Validator`: keys prepared once, checked against every request in constant time.
+
+use core::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ValidationError;
+use crate::form::SortedParams;
+use crate::signature::{HmacSha1, HmacSha256};
+use crate::url::{SignedUrl, UrlVariant};
+
+/// Base64 length of an HMAC-SHA1 tag (20 bytes).
+const SHA1_SIGNATURE_LEN: usize = 28;
+/// Base64 length of an HMAC-SHA256 tag (32 bytes).
+const SHA256_SIGNATURE_LEN: usize = 44;
+
+/// Checks `X-Twilio-Signature` headers.
+///
+/// Built once from the account's **primary auth token** (an API key secret cannot validate
+/// webhooks) and shared by every request: the HMAC key schedule is computed here, not per call.
+///
+/// ```
+/// use twilio_webhook::Validator;
+///
+/// let validator = Validator::new("12345");
+/// let body = b"CallSid=CA1234567890ABCDE&Caller=%2B14158675310&Digits=1234\
+///              &From=%2B14158675310&To=%2B18005551212";
+/// validator
+///     .validate_body(
+///         "https://example.com/myapp.php?foo=1&bar=2",
+///         Some("application/x-www-form-urlencoded"),
+///         body,
+///         "L/OH5YylLD5NRKLltdqwSvS0BnU=",
+///     )
+///     .expect("the example from Twilio's docs verifies");
+/// ```
+#[derive(Clone)]
+pub struct Validator {
+    auth_tokens: Vec<HmacSha1>,
+    shared_keys: Vec<(Arc<str>, HmacSha256)>,
+}
+
+/// What a successful verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verified {
+    /// Which form of the URL the signature covered.
+    pub url_variant: UrlVariant,
+    /// Which configured key signed the request.
+    pub key: KeyUsed,
+}
+
+/// Which configured key verified a request. Never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyUsed {
+    /// An auth token (HMAC-SHA1), by its position: 0 is the token given to
+    /// [`Validator::new`], 1 the first one added with [`Validator::add_auth_token`], ...
+    AuthToken {
+        /// Position of the token.
+        index: usize,
+    },
+    /// A webhook shared key (HMAC-SHA256), by the id Twilio sent.
+    SharedKey {
+        /// The shared key's id.
+        id: Arc<str>,
+    },
+}
+
+/// A request as it arrived, for [`Validator::verify`].
+#[derive(Clone, Copy, Debug)]
+pub struct Webhook<'a> {
+    /// The full URL Twilio requested: scheme, host, port, path and query, exactly as sent.
+    pub url: &'a str,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// The raw body (empty for GET).
+    pub body: &'a [u8],
+    /// The `X-Twilio-Signature` header, if any.
+    pub signature: Option<&'a str>,
+    /// The `X-Twilio-Webhooks-Signature-Settings` header, if any.
+    pub signature_settings: Option<&'a str>,
+}
+
+impl<'a> Webhook<'a> {
+    /// A request to `url` with no body and no headers yet.
+    pub fn new(url: &'a str) -> Self {
+        Self {
+            url,
+            content_type: None,
+            body: &[],
+            signature: None,
+            signature_settings: None,
+        }
+    }
+}
+
+/// What the signature covers besides the URL.
+enum Signed<'a> {
+    /// Form parameters, sorted.
+    Params(SortedParams<'a>),
+    /// The URL alone; `body_sha256` is the body whose hash the URL carries, if any.
+    UrlOnly { body_sha256: Option<&'a [u8]> },
+}
+
+/// The algorithm and tag a request claims.
+enum Claim<'k> {
+    Sha1([u8; 20]),
+    Sha256(&'k Arc<str>, &'k HmacSha256, [u8; 32]),
+}
+
+impl Validator {
+    /// A validator for one account's auth token.
+    ///
+    /// An empty token gives a validator that rejects every request with
+    /// [`ValidationError::NoUsableKey`]: it fails closed.
+    pub fn new(auth_token: impl AsRef<str>) -> Self {
+        Self {
+            auth_tokens: Vec::new(),
+            shared_keys: Vec::new(),
+        }
+        .add_auth_token(auth_token)
+    }
+
+    /// Also accept requests signed with `auth_token`: for the overlap while a secondary token
+    /// is promoted. Tokens are tried in the order they were given. An empty token is ignored.
+    #[must_use]
+    pub fn add_auth_token(mut self, auth_token: impl AsRef<str>) -> Self {
+        let token = auth_token.as_ref().as_bytes();
+        if !token.is_empty() {
+            self.auth_tokens
+                .push(HmacSha1::new_from_slice(token).expect("HMAC accepts a key of any length"));
+        }
+        self
+    }
+
+    /// Accept HMAC-SHA256 signatures from a webhook shared key, when a request's
+    /// `X-Twilio-Webhooks-Signature-Settings` header names `id`. An empty secret is ignored.
+    #[must_use]
+    pub fn add_shared_key(mut self, id: impl AsRef<str>, secret: impl AsRef<str>) -> Self {
+        let secret = secret.as_ref().as_bytes();
+        if !secret.is_empty() {
+            self.shared_keys.push((
+                Arc::from(id.as_ref()),
+                HmacSha256::new_from_slice(secret).expect("HMAC accepts a key of any length"),
+            ));
+        }
+        self
+    }
+
+    /// Whether any key is configured. A validator without one rejects everything.
+    pub fn has_usable_key(&self) -> bool {
+        !self.auth_tokens.is_empty() || !self.shared_keys.is_empty()
+    }
+
+    /// Checks a signature over `url` and already-decoded form `params` (any order, repeats
+    /// allowed). For GET requests, pass no params: the query is part of the URL.
+    ///
+    /// ```
+    /// use twilio_webhook::Validator;
+    ///
+    /// let params = [("To", "+18005551212"), ("Digits", "1234"), ("From", "+14158675310"),
+    ///               ("Caller", "+14158675310"), ("CallSid", "CA1234567890ABCDE")];
+    /// let verdict = Validator::new("12345").validate(
+    ///     "https://example.com/myapp.php?foo=1&bar=2",
+    ///     &params,
+    ///     "L/OH5YylLD5NRKLltdqwSvS0BnU=",
+    /// );
+    /// assert!(verdict.is_ok());
+    /// ```
+    pub fn validate<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        url: &str,
+        params: &[(K, V)],
+        signature: &str,
+    ) -> Result<(), ValidationError> {
+        let claim = self.claim(Some(signature), None)?;
+        let url = SignedUrl::parse(url).map_err(ValidationError::InvalidUrl)?;
+        let signed = Signed::Params(SortedParams::from_pairs(params));
+        self.check(&url, &signed, &claim).map(drop)
+    }
+
+    /// Checks a request from its raw parts: the URL, the `Content-Type` header, the raw body
+    /// and the `X-Twilio-Signature` header.
+    ///
+    /// - A form body (`application/x-www-form-urlencoded`, any `charset`) is decoded and signed
+    ///   as sorted parameters.
+    /// - A URL with a `bodySHA256` query parameter (JSON webhooks) signs the URL alone, and the
+    ///   body's SHA-256 must equal that parameter.
+    /// - An empty body means the URL alone (GET).
+    /// - Any other body is refused with [`ValidationError::UnsignedBody`]: nothing signs it.
+    pub fn validate_body(
+        &self,
+        url: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<(), ValidationError> {
+        self.verify(&Webhook {
+            url,
+            content_type,
+            body,
+            signature: Some(signature),
+            signature_settings: None,
+        })
+        .map(drop)
+    }
+
+    /// Checks a request and says which URL form and which key verified it. Honours the
+    /// `X-Twilio-Webhooks-Signature-Settings` header (webhook shared keys, HMAC-SHA256).
+    pub fn verify(&self, webhook: &Webhook<'_>) -> Result<Verified, ValidationError> {
+        let claim = self.claim(webhook.signature, webhook.signature_settings)?;
+        let url = SignedUrl::parse(webhook.url).map_err(ValidationError::InvalidUrl)?;
+        let signed = if url.has_body_sha256() {
+            Signed::UrlOnly {
+                body_sha256: Some(webhook.body),
+            }
+        } else if webhook.content_type.is_some_and(is_form) {
+            Signed::Params(
+                SortedParams::from_form_body(webhook.body)
+                    .map_err(ValidationError::MalformedBody)?,
+            )
+        } else if webhook.body.is_empty() {
+            Signed::UrlOnly { body_sha256: None }
+        } else {
+            return Err(ValidationError::UnsignedBody);
+        };
+        let verified = self.check(&url, &signed, &claim)?;
+        if let Signed::UrlOnly {
+            body_sha256: Some(body),
+        } = signed
+        {
+            check_body_sha256(&url, body)?;
+        }
+        Ok(verified)
+    }
+
+    /// Decodes the signature header and picks the algorithm and keys it calls for.
+    fn claim(
+        &self,
+        signature: Option<&str>,
+        settings: Option<&str>,
+    ) -> Result<Claim<'_>, ValidationError> {
+        if !self.has_usable_key() {
+            return Err(ValidationError::NoUsableKey);
+        }
+        let signature = signature.filter(|s| !s.is_empty());
+        let signature = signature.ok_or(ValidationError::MissingSignature)?;
+        match parse_settings(settings)? {
+            None => {
+                if self.auth_tokens.is_empty() {
+                    return Err(ValidationError::NoUsableKey);
+                }
+                Ok(Claim::Sha1(decode_tag::<20>(signature, SHA1_SIGNATURE_LEN)?))
+            }
+            Some(key_id) => {
+                let (id, key) = self
+                    .shared_keys
+                    .iter()
+                    .find(|(id, _)| **id == *key_id)
+                    .ok_or(ValidationError::UnknownSharedKey)?;
+                let tag = decode_tag::<32>(signature, SHA256_SIGNATURE_LEN)?;
+                Ok(Claim::Sha256(id, key, tag))
+            }
+        }
+    }
+
+    fn check(
+        &self,
+        url: &SignedUrl<'_>,
+        signed: &Signed<'_>,
+        claim: &Claim<'_>,
+    ) -> Result<Verified, ValidationError> {
+        match claim {
+            Claim::Sha1(tag) => first_match(url, signed, &self.auth_tokens, tag).map(
+                |(index, url_variant)| Verified {
+                    url_variant,
+                    key: KeyUsed::AuthToken { index },
+                },
+            ),
+            Claim::Sha256(id, key, tag) => first_match(url, signed, core::slice::from_ref(*key), tag)
+                .map(|(_, url_variant)| Verified {
+                    url_variant,
+                    key: KeyUsed::SharedKey { id: Arc::clone(id) },
+                }),
+        }
+        .ok_or(ValidationError::SignatureMismatch)
+    }
+}
+
+/// Tries every URL candidate with every key; the first that verifies wins.
+fn first_match<M: Mac + Clone>(
+    url: &SignedUrl<'_>,
+    signed: &Signed<'_>,
+    keys: &[M],
+    tag: &[u8],
+) -> Option<(usize, UrlVariant)> {
+    for candidate in url.candidates() {
+        for (index, key) in keys.iter().enumerate() {
+            let mut mac = key.clone();
+            for piece in candidate.pieces() {
+                mac.update(piece.as_bytes());
+            }
+            if let Signed::Params(params) = signed {
+                params.feed(&mut |bytes: &[u8]| mac.update(bytes));
+            }
+            // Constant-time comparison of the MAC bytes.
+            if mac.verify_slice(tag).is_ok() {
+                return Some((index, candidate.variant));
+            }
+        }
+    }
+    None
+}
+
+/// Standard, padded Base64 of exactly `N` bytes; anything else is malformed. The length is
+/// checked first, so an oversized header costs nothing to refuse.
+fn decode_tag<const N: usize>(signature: &str, encoded_len: usize) -> Result<[u8; N], ValidationError> {
+    if signature.len() != encoded_len {
+        return Err(ValidationError::MalformedSignature);
+    }
+    let mut buf = [0u8; 48];
+    match STANDARD.decode_slice(signature.as_bytes(), &mut buf) {
+        Ok(len) if len == N => {
+            let mut tag = [0u8; N];
+            tag.copy_from_slice(&buf[..N]);
+            Ok(tag)
+        }
+        _ => Err(ValidationError::MalformedSignature),
+    }
+}
+
+/// `key=<id>,algorithm=<name>`: `None` means HMAC-SHA1 with the auth token, `Some(id)` an
+/// HMAC-SHA256 shared key.
+fn parse_settings(settings: Option<&str>) -> Result<Option<&str>, ValidationError> {
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let mut key = None;
+    let mut algorithm = None;
+    for entry in settings.split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (name, value) = entry
+            .split_once('=')
+            .ok_or(ValidationError::MalformedSignatureSettings)?;
+        match name.trim() {
+            "key" => key = Some(value.trim()),
+            "algorithm" => algorithm = Some(value.trim()),
+            _ => {}
+        }
+    }
+    match algorithm {
+        None | Some("HMAC_SHA1") => Ok(None),
+        Some("HMAC_SHA256") => key
+            .filter(|k| !k.is_empty())
+            .map(Some)
+            .ok_or(ValidationError::MalformedSignatureSettings),
+        Some(_) => Err(ValidationError::UnknownAlgorithm),
+    }
+}
+
+fn is_form(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
+/// Every `bodySHA256` in the URL must be the lowercase hex SHA-256 of the body.
+fn check_body_sha256(url: &SignedUrl<'_>, body: &[u8]) -> Result<(), ValidationError> {
+    let digest = Sha256::digest(body);
+    let mut hex = [0u8; 64];
+    for (i, byte) in digest.iter().enumerate() {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        hex[2 * i] = DIGITS[usize::from(byte >> 4)];
+        hex[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    for claimed in url.body_sha256_values() {
+        if !bool::from(claimed.as_bytes().ct_eq(&hex)) {
+            return Err(ValidationError::BodyHashMismatch);
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("auth_tokens", &format_args!("[{} redacted]", self.auth_tokens.len()))
+            .field(
+                "shared_keys",
+                &self.shared_keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
