@@ -1,17 +1,21 @@
 //! The form parameters of a webhook, in the order Twilio signs them, without copying them.
 //!
-//! A parameter is kept as a slice of the original body. Only slices that contain `%` or `+`
-//! differ from their decoded form; those are decoded on the fly, when compared and when fed
-//! to the MAC, so a typical webhook is parsed, sorted and signed with no heap allocation.
+//! A parameter stays a slice of the original body until the string-to-sign is written, once,
+//! into a stack buffer that every URL candidate reuses. Only fields that contain `%` or `+`
+//! differ from their decoded form; they are decoded eight bytes at a time while written.
+//! Sorting orders integer keys (the first eight decoded bytes of the name, and the position),
+//! and only names that tie on those bytes are compared in full. A typical webhook is parsed,
+//! sorted and written with no heap allocation.
 
+use core::cell::Cell;
 use core::cmp::Ordering;
 
 use smallvec::SmallVec;
 
 use crate::error::MalformedBody;
 
-/// Parameters kept inline before spilling to the heap. Twilio's inbound SMS carries about 20
-/// and a 10-media MMS about 40.
+/// Parameters kept inline before spilling to the heap. Twilio's inbound SMS carries about 20,
+/// a 10-media MMS about 40.
 const INLINE_PARAMS: usize = 64;
 
 /// A name or a value: raw bytes, and whether they need form-decoding (`+` or `%XX`).
@@ -30,189 +34,320 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// A field straight from a form body. Escapes must already be checked.
+    /// A field of a form body.
     fn from_form(raw: &'a [u8]) -> Self {
-        let encoded = raw.iter().any(|&b| b == b'%' || b == b'+');
-        Self { raw, encoded }
+        Self {
+            raw,
+            encoded: memchr::memchr2(b'%', b'+', raw).is_some(),
+        }
     }
 
-    fn bytes(self) -> Decoded<'a> {
+    /// The decoded bytes, leniently: an invalid escape is reported through `invalid`.
+    fn bytes<'c>(self, invalid: &'c Cell<bool>) -> Decoded<'a, 'c> {
         Decoded {
             raw: self.raw,
             encoded: self.encoded,
+            invalid,
         }
     }
 
-    /// Feeds the decoded bytes to `sink`, in as few calls as a small stack buffer allows.
-    pub(crate) fn feed(self, sink: &mut impl FnMut(&[u8])) {
-        if !self.encoded {
-            sink(self.raw);
-            return;
-        }
-        let mut buf = [0u8; 256];
-        let mut len = 0;
-        for byte in self.bytes() {
-            if len == buf.len() {
-                sink(&buf);
-                len = 0;
+    /// The first 8 decoded bytes, big-endian, zero-padded. Ordering by it never contradicts
+    /// ordering by the full bytes (a zero pad only ties with a real zero byte), so it decides
+    /// most comparisons and a tie falls through to the full comparison.
+    fn prefix(self, invalid: &Cell<bool>) -> u64 {
+        let mut bytes = [0u8; 8];
+        if self.encoded {
+            for (slot, byte) in bytes.iter_mut().zip(self.bytes(invalid)) {
+                *slot = byte;
             }
-            buf[len] = byte;
-            len += 1;
+        } else {
+            let n = self.raw.len().min(8);
+            bytes[..n].copy_from_slice(&self.raw[..n]);
         }
-        sink(&buf[..len]);
+        u64::from_be_bytes(bytes)
     }
 
-    fn cmp(self, other: Self) -> Ordering {
+    fn cmp(self, other: Self, invalid: &Cell<bool>) -> Ordering {
         if !self.encoded && !other.encoded {
             self.raw.cmp(other.raw)
         } else {
-            self.bytes().cmp(other.bytes())
+            self.bytes(invalid).cmp(other.bytes(invalid))
         }
     }
 
-    fn eq(self, other: Self) -> bool {
-        (self.raw == other.raw && self.encoded == other.encoded) || self.cmp(other).is_eq()
+    /// Writes the decoded bytes at the start of `out` and returns how many. `out` is at least
+    /// as long as the raw field (decoding never lengthens).
+    fn write(self, out: &mut [u8]) -> Result<usize, MalformedBody> {
+        if !self.encoded {
+            out[..self.raw.len()].copy_from_slice(self.raw);
+            return Ok(self.raw.len());
+        }
+        let raw = self.raw;
+        let (mut i, mut o) = (0, 0);
+        let mut non_ascii_escape = false;
+        loop {
+            // Eight bytes at a time while there is no escape among them: `+` becomes a space.
+            while let Some(chunk) = raw.get(i..i + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                if bytes_equal_to(word, b'%') != 0 {
+                    break;
+                }
+                let plus = bytes_equal_to(word, b'+');
+                let word = word ^ ((plus >> 7) * u64::from(b'+' ^ b' '));
+                out[o..o + 8].copy_from_slice(&word.to_le_bytes());
+                i += 8;
+                o += 8;
+            }
+            // Then one byte at a time up to the next whole chunk.
+            let stop = (i + 8).min(raw.len());
+            while i < stop {
+                match raw[i] {
+                    b'+' => {
+                        out[o] = b' ';
+                        i += 1;
+                    }
+                    b'%' => {
+                        let byte =
+                            escape_at(raw, i).ok_or(MalformedBody::InvalidPercentEncoding)?;
+                        non_ascii_escape |= byte >= 0x80;
+                        out[o] = byte;
+                        i += 3;
+                    }
+                    byte => {
+                        out[o] = byte;
+                        i += 1;
+                    }
+                }
+                o += 1;
+            }
+            if i >= raw.len() {
+                break;
+            }
+        }
+        // The body is UTF-8 and `+` or an ASCII escape keeps it so; only an escaped
+        // non-ASCII byte can break it.
+        if non_ascii_escape && core::str::from_utf8(&out[..o]).is_err() {
+            return Err(MalformedBody::InvalidUtf8);
+        }
+        Ok(o)
     }
 }
 
-/// The decoded bytes of a field. `+` is a space, `%XX` is a byte.
-struct Decoded<'a> {
-    raw: &'a [u8],
-    encoded: bool,
+/// 0x80 in every byte of `word` equal to `byte`, 0 elsewhere (exact: no false positives).
+fn bytes_equal_to(word: u64, byte: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = word ^ (0x0101_0101_0101_0101 * u64::from(byte));
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
-impl Iterator for Decoded<'_> {
+/// The byte of the escape `%XX` at `raw[i]`, if it is one.
+fn escape_at(raw: &[u8], i: usize) -> Option<u8> {
+    let hi = hex_value(*raw.get(i + 1)?)?;
+    let lo = hex_value(*raw.get(i + 2)?)?;
+    Some(hi << 4 | lo)
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The decoded bytes of a field. `+` is a space, `%XX` is a byte; an invalid escape yields the
+/// `%` as is and sets `invalid`, so a comparison never panics and never hides it.
+struct Decoded<'a, 'c> {
+    raw: &'a [u8],
+    encoded: bool,
+    invalid: &'c Cell<bool>,
+}
+
+impl Decoded<'_, '_> {
+    /// `rest` is what follows a `%`; `escape_at` wants the `%` too, and any byte will do.
+    fn raw_with_percent(&self, rest: &[u8]) -> [u8; 3] {
+        [
+            b'%',
+            rest.first().copied().unwrap_or(0),
+            rest.get(1).copied().unwrap_or(0),
+        ]
+    }
+}
+
+impl Iterator for Decoded<'_, '_> {
     type Item = u8;
 
     fn next(&mut self) -> Option<u8> {
         let (&first, rest) = self.raw.split_first()?;
+        self.raw = rest;
         if !self.encoded {
-            self.raw = rest;
             return Some(first);
         }
         match first {
-            b'+' => {
-                self.raw = rest;
-                Some(b' ')
-            }
-            b'%' => {
-                // Escapes were validated when the body was parsed.
-                let byte = hex_value(rest[0]) << 4 | hex_value(rest[1]);
-                self.raw = &rest[2..];
-                Some(byte)
-            }
-            _ => {
-                self.raw = rest;
-                Some(first)
-            }
+            b'+' => Some(b' '),
+            b'%' => match escape_at(&self.raw_with_percent(rest), 0) {
+                Some(byte) => {
+                    self.raw = &rest[2..];
+                    Some(byte)
+                }
+                None => {
+                    self.invalid.set(true);
+                    Some(b'%')
+                }
+            },
+            other => Some(other),
         }
-    }
-}
-
-fn hex_value(digit: u8) -> u8 {
-    match digit {
-        b'0'..=b'9' => digit - b'0',
-        b'a'..=b'f' => digit - b'a' + 10,
-        b'A'..=b'F' => digit - b'A' + 10,
-        _ => 0,
     }
 }
 
 /// One parameter.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Param<'a> {
-    pub(crate) name: Field<'a>,
-    pub(crate) value: Field<'a>,
+struct Param<'a> {
+    name: Field<'a>,
+    value: Field<'a>,
 }
 
 /// Form parameters, sorted by name then value (bytes of the decoded UTF-8), duplicates removed.
 pub(crate) struct SortedParams<'a> {
+    /// In wire order.
     params: SmallVec<[Param<'a>; INLINE_PARAMS]>,
+    /// Sort keys in signing order: the name's 8-byte prefix, then the index into `params`.
+    order: SmallVec<[u128; INLINE_PARAMS]>,
+    /// An upper bound on the length of the written text.
+    len_bound: usize,
 }
 
 impl<'a> SortedParams<'a> {
-    /// From already-decoded pairs, in any order.
-    pub(crate) fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: &'a [(K, V)]) -> Self {
-        Self::sorted(
-            pairs
-                .iter()
-                .map(|(name, value)| Param {
-                    name: Field::decoded(name.as_ref()),
-                    value: Field::decoded(value.as_ref()),
-                })
-                .collect(),
-        )
+    /// No parameters. Filled in place, never moved afterwards: it is a few KiB of stack.
+    pub(crate) fn new() -> Self {
+        Self {
+            params: SmallVec::new(),
+            order: SmallVec::new(),
+            len_bound: 0,
+        }
     }
 
-    /// From an `application/x-www-form-urlencoded` body.
+    /// Already-decoded pairs, in any order.
+    pub(crate) fn fill_from_pairs<K: AsRef<str>, V: AsRef<str>>(&mut self, pairs: &'a [(K, V)]) {
+        self.params.extend(pairs.iter().map(|(name, value)| Param {
+            name: Field::decoded(name.as_ref()),
+            value: Field::decoded(value.as_ref()),
+        }));
+        // Decoded fields have no escapes, so cannot be invalid; were it otherwise, the
+        // parameters would be left out and the signature would fail: closed.
+        if self.sort().is_err() {
+            self.order.clear();
+        }
+    }
+
+    /// An `application/x-www-form-urlencoded` body.
     ///
     /// Pairs are separated by `&` (empty pairs are skipped, as every form decoder does); a pair
-    /// without `=` has an empty value.
-    pub(crate) fn from_form_body(body: &'a [u8]) -> Result<Self, MalformedBody> {
+    /// without `=` has an empty value. Escapes are checked when the text is written.
+    pub(crate) fn fill_from_form_body(&mut self, body: &'a [u8]) -> Result<(), MalformedBody> {
         if core::str::from_utf8(body).is_err() {
             return Err(MalformedBody::InvalidUtf8);
         }
-        let mut params = SmallVec::new();
-        for pair in body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-                None => (pair, &pair[pair.len()..]),
-            };
-            let name = Field::from_form(name);
-            let value = Field::from_form(value);
-            check_escapes(name)?;
-            check_escapes(value)?;
-            params.push(Param { name, value });
+        let mut pair_start = 0;
+        let mut eq = None;
+        let delimiters = memchr::memchr2_iter(b'&', b'=', body);
+        for pos in delimiters.chain(core::iter::once(body.len())) {
+            if pos < body.len() && body[pos] == b'=' {
+                eq.get_or_insert(pos);
+                continue;
+            }
+            if pos > pair_start {
+                let (name, value) = match eq {
+                    Some(eq) => (&body[pair_start..eq], &body[eq + 1..pos]),
+                    None => (&body[pair_start..pos], &body[pos..pos]),
+                };
+                self.params.push(Param {
+                    name: Field::from_form(name),
+                    value: Field::from_form(value),
+                });
+            }
+            pair_start = pos + 1;
+            eq = None;
         }
-        Ok(Self::sorted(params))
+        self.sort()
     }
 
-    fn sorted(mut params: SmallVec<[Param<'a>; INLINE_PARAMS]>) -> Self {
-        params.sort_unstable_by(|a, b| a.name.cmp(b.name).then_with(|| a.value.cmp(b.value)));
-        params.dedup_by(|a, b| a.name.eq(b.name) && a.value.eq(b.value));
-        Self { params }
+    fn sort(&mut self) -> Result<(), MalformedBody> {
+        let invalid = Cell::new(false);
+        let params = &self.params;
+        let order = &mut self.order;
+        order.extend(
+            params.iter().enumerate().map(|(index, param)| {
+                u128::from(param.name.prefix(&invalid)) << 64 | index as u128
+            }),
+        );
+        order.sort_unstable();
+
+        // Names that share their first 8 bytes (MediaUrl0, MediaUrl1, ...) are ordered in full.
+        let full = |a: &u128, b: &u128| {
+            let (a, b) = (params[*a as u64 as usize], params[*b as u64 as usize]);
+            a.name
+                .cmp(b.name, &invalid)
+                .then_with(|| a.value.cmp(b.value, &invalid))
+        };
+        let mut start = 0;
+        while start < order.len() {
+            let prefix = order[start] >> 64;
+            let end = start
+                + order[start..]
+                    .iter()
+                    .take_while(|key| *key >> 64 == prefix)
+                    .count();
+            if end - start > 1 {
+                order[start..end].sort_unstable_by(full);
+            }
+            start = end;
+        }
+        order.dedup_by(|a, b| full(a, b).is_eq());
+        if invalid.get() {
+            return Err(MalformedBody::InvalidPercentEncoding);
+        }
+        self.len_bound = order
+            .iter()
+            .map(|key| {
+                let param = params[*key as u64 as usize];
+                param.name.raw.len() + param.value.raw.len()
+            })
+            .sum();
+        Ok(())
     }
 
-    /// Feeds `name value name value ...` to `sink`, with no separators.
-    pub(crate) fn feed(&self, sink: &mut impl FnMut(&[u8])) {
-        for param in &self.params {
-            param.name.feed(sink);
-            param.value.feed(sink);
+    /// At least the length of the written text: the raw length of the parameters.
+    pub(crate) fn len_bound(&self) -> usize {
+        self.len_bound
+    }
+
+    /// Writes `name value name value ...`, decoded, with no separators, at the start of `out`
+    /// (at least [`Self::len_bound`] long) and returns the length written.
+    pub(crate) fn write(&self, out: &mut [u8]) -> Result<usize, MalformedBody> {
+        let mut len = 0;
+        for key in &self.order {
+            let param = self.params[*key as u64 as usize];
+            len += param.name.write(&mut out[len..])?;
+            len += param.value.write(&mut out[len..])?;
         }
+        Ok(len)
     }
 }
 
-/// Every `%` is followed by two hex digits, and the decoded bytes are UTF-8.
-///
-/// The whole body is already known to be UTF-8, and `+` and `%XX` below 0x80 turn ASCII into
-/// ASCII, so only fields with an escape of a non-ASCII byte need their decoded form checked.
-fn check_escapes(field: Field<'_>) -> Result<(), MalformedBody> {
-    if !field.encoded {
-        return Ok(());
+/// Runs `f` with a zeroed buffer of at least `len` bytes: on the stack when that is small, as
+/// it is for every webhook Twilio documents, else on the heap.
+pub(crate) fn with_buffer<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if len <= 256 {
+        f(&mut [0u8; 256])
+    } else if len <= 1024 {
+        f(&mut [0u8; 1024])
+    } else if len <= 4096 {
+        f(&mut [0u8; 4096])
+    } else {
+        f(&mut vec![0u8; len])
     }
-    let raw = field.raw;
-    let mut non_ascii_escape = false;
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' {
-            match (raw.get(i + 1), raw.get(i + 2)) {
-                (Some(hi), Some(lo)) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
-                    non_ascii_escape |= hex_value(*hi) >= 8;
-                    i += 3;
-                }
-                _ => return Err(MalformedBody::InvalidPercentEncoding),
-            }
-        } else {
-            i += 1;
-        }
-    }
-    if non_ascii_escape {
-        let decoded: SmallVec<[u8; 512]> = field.bytes().collect();
-        if core::str::from_utf8(&decoded).is_err() {
-            return Err(MalformedBody::InvalidUtf8);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -220,9 +355,11 @@ mod tests {
     use super::*;
 
     fn signed(body: &str) -> Result<String, MalformedBody> {
-        let params = SortedParams::from_form_body(body.as_bytes())?;
-        let mut out = Vec::new();
-        params.feed(&mut |bytes: &[u8]| out.extend_from_slice(bytes));
+        let mut params = SortedParams::new();
+        params.fill_from_form_body(body.as_bytes())?;
+        let mut out = vec![0u8; params.len_bound()];
+        let len = params.write(&mut out)?;
+        out.truncate(len);
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -251,15 +388,72 @@ mod tests {
     }
 
     #[test]
-    fn long_encoded_values_are_fed_across_the_stack_buffer() {
-        let value = "%41".repeat(1000);
-        assert_eq!(signed(&format!("k={value}")).unwrap(), format!("k{}", "A".repeat(1000)));
+    fn long_encoded_values_spill_past_the_inline_buffer() {
+        let value = "%41".repeat(5000);
+        assert_eq!(
+            signed(&format!("k={value}")).unwrap(),
+            format!("k{}", "A".repeat(5000))
+        );
+    }
+
+    #[test]
+    fn the_eight_byte_decoder_agrees_with_the_byte_decoder() {
+        let cases = [
+            "k=a+b+c+d+e+f+g+h+i+j",
+            "k=%41%42%43%44%45%46%47%48%49",
+            "k=12345678%2B12345678+12345678",
+            "k=+++++++++++++++++",
+            "k=%E2%98%95+coffee+%F0%9F%93%B8+pics+and+more+text+here",
+        ];
+        for body in cases {
+            let value = body.strip_prefix("k=").unwrap();
+            let expected: Vec<u8> = Field {
+                raw: value.as_bytes(),
+                encoded: true,
+            }
+            .bytes(&Cell::new(false))
+            .collect();
+            let expected = format!("k{}", String::from_utf8(expected).unwrap());
+            assert_eq!(signed(body).unwrap(), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn plus_inside_a_word_of_other_bytes_is_the_only_byte_changed() {
+        // Exercises every byte position of the 8-byte word.
+        for at in 0..16 {
+            let mut value = vec![b'x'; 16];
+            value[at] = b'+';
+            let body = format!("k={}", String::from_utf8(value.clone()).unwrap());
+            value[at] = b' ';
+            assert_eq!(
+                signed(&body).unwrap(),
+                format!("k{}", String::from_utf8(value).unwrap())
+            );
+        }
     }
 
     #[test]
     fn bad_escapes_are_refused() {
-        for body in ["a=%", "a=%4", "a=%4g", "a=%%41", "%zz=1", "a=100%"] {
-            assert_eq!(signed(body), Err(MalformedBody::InvalidPercentEncoding), "{body}");
+        for body in [
+            "a=%",
+            "a=%4",
+            "a=%4g",
+            "a=%%41",
+            "%zz=1",
+            "a=100%",
+            "a=12345678%zz",
+            "%=1",
+            // An invalid duplicate is refused, not de-duplicated away.
+            "a=%4&a=%4",
+            "a=%254&a=%4",
+            "a=%4&a=%254",
+        ] {
+            assert_eq!(
+                signed(body),
+                Err(MalformedBody::InvalidPercentEncoding),
+                "{body}"
+            );
         }
     }
 
@@ -269,7 +463,7 @@ mod tests {
             assert_eq!(signed(body), Err(MalformedBody::InvalidUtf8), "{body}");
         }
         assert_eq!(
-            SortedParams::from_form_body(b"a=\xff").err(),
+            SortedParams::new().fill_from_form_body(b"a=\xff").err(),
             Some(MalformedBody::InvalidUtf8)
         );
         // A lead byte escaped, followed by a raw non-ASCII character, is not UTF-8 either.

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
-use crate::form::SortedParams;
+use crate::form::{SortedParams, with_buffer};
 
 pub(crate) type HmacSha1 = Hmac<Sha1>;
 pub(crate) type HmacSha256 = Hmac<sha2::Sha256>;
@@ -35,11 +35,16 @@ pub fn compute_signature<K: AsRef<str>, V: AsRef<str>>(
     url: &str,
     params: &[(K, V)],
 ) -> String {
-    let mut mac = HmacSha1::new_from_slice(auth_token.as_bytes())
-        .expect("HMAC accepts a key of any length");
-    let params = SortedParams::from_pairs(params);
+    let mut mac =
+        HmacSha1::new_from_slice(auth_token.as_bytes()).expect("HMAC accepts a key of any length");
+    let mut sorted = SortedParams::new();
+    sorted.fill_from_pairs(params);
+    let params = sorted;
     mac.update(url.as_bytes());
-    params.feed(&mut |bytes: &[u8]| mac.update(bytes));
+    with_buffer(params.len_bound(), |buf| {
+        let len = params.write(buf).unwrap_or(0);
+        mac.update(&buf[..len]);
+    });
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
@@ -55,9 +60,12 @@ pub fn compute_signature<K: AsRef<str>, V: AsRef<str>>(
 /// assert_eq!(signed_string("https://example.com/sms", &params), "https://example.com/smsBodyhiTo+1");
 /// ```
 pub fn signed_string<K: AsRef<str>, V: AsRef<str>>(url: &str, params: &[(K, V)]) -> String {
-    let params = SortedParams::from_pairs(params);
-    let mut out = Vec::from(url.as_bytes());
-    params.feed(&mut |bytes: &[u8]| out.extend_from_slice(bytes));
+    let mut sorted = SortedParams::new();
+    sorted.fill_from_pairs(params);
+    let params = sorted;
+    let mut text = vec![0u8; params.len_bound()];
+    let len = params.write(&mut text).unwrap_or(0);
+    text.truncate(len);
     // Every piece came from a `&str`, so the concatenation is UTF-8.
-    String::from_utf8(out).expect("pieces of UTF-8 strings")
+    url.to_owned() + &String::from_utf8_lossy(&text)
 }

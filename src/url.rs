@@ -73,7 +73,10 @@ impl<'a> SignedUrl<'a> {
     pub(crate) fn parse(url: &'a str) -> Result<Self, InvalidUrl> {
         let scheme_end = url.find("://").ok_or(InvalidUrl::MissingScheme)?;
         let scheme = &url[..scheme_end];
-        let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        let scheme_ok = scheme
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphabetic)
             && scheme
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
@@ -116,14 +119,14 @@ impl<'a> SignedUrl<'a> {
             return Err(InvalidUrl::MalformedAuthority);
         }
 
-        let default_port = if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss")
-        {
-            Some(":443")
-        } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
-            Some(":80")
-        } else {
-            None
-        };
+        let default_port =
+            if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+                Some(":443")
+            } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+                Some(":80")
+            } else {
+                None
+            };
 
         Ok(Self {
             full: url,
@@ -161,7 +164,10 @@ impl<'a> SignedUrl<'a> {
             (UrlVariant::AsReceived, true),
             (UrlVariant::PortToggled, has_toggle),
             (UrlVariant::WithoutUserinfo, has_userinfo),
-            (UrlVariant::WithoutUserinfoPortToggled, has_userinfo && has_toggle),
+            (
+                UrlVariant::WithoutUserinfoPortToggled,
+                has_userinfo && has_toggle,
+            ),
         ]
         .into_iter()
         .filter(|&(_, present)| present)
@@ -173,7 +179,11 @@ impl<'a> SignedUrl<'a> {
             // The common case: one slice, the bytes exactly as received.
             let mut pieces = [""; 7];
             pieces[0] = self.full;
-            return Candidate { variant, pieces, len: 1 };
+            return Candidate {
+                variant,
+                pieces,
+                len: 1,
+            };
         }
         self.rebuild(variant, self.userinfo)
     }
@@ -210,11 +220,15 @@ impl<'a> SignedUrl<'a> {
             (Some(_), true) | (None, false) => {}
         }
         push(self.rest);
-        Candidate { variant, pieces, len }
+        Candidate {
+            variant,
+            pieces,
+            len,
+        }
     }
 
     /// The candidate URL with any userinfo replaced by `***`, for logs.
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    #[allow(dead_code)] // Used by the middleware's logs.
     pub(crate) fn redacted(&self, variant: UrlVariant) -> String {
         self.rebuild(variant, self.userinfo.map(|_| "***"))
             .pieces()
@@ -240,7 +254,10 @@ mod tests {
             all("https://example.com/sms?a=1"),
             vec![
                 (UrlVariant::AsReceived, "https://example.com/sms?a=1".into()),
-                (UrlVariant::PortToggled, "https://example.com:443/sms?a=1".into()),
+                (
+                    UrlVariant::PortToggled,
+                    "https://example.com:443/sms?a=1".into()
+                ),
             ]
         );
     }
@@ -275,7 +292,10 @@ mod tests {
 
     #[test]
     fn ipv6_without_port_gets_default_port_after_the_bracket() {
-        assert_eq!(all("wss://[2001:db8::1]/media")[1].1, "wss://[2001:db8::1]:443/media");
+        assert_eq!(
+            all("wss://[2001:db8::1]/media")[1].1,
+            "wss://[2001:db8::1]:443/media"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ValidationError;
-use crate::form::SortedParams;
+use crate::form::{SortedParams, with_buffer};
 use crate::signature::{HmacSha1, HmacSha256};
 use crate::url::{SignedUrl, UrlVariant};
 
@@ -101,9 +101,9 @@ impl<'a> Webhook<'a> {
 }
 
 /// What the signature covers besides the URL.
-enum Signed<'a> {
+enum Signed<'p, 'a> {
     /// Form parameters, sorted.
-    Params(SortedParams<'a>),
+    Params(&'p SortedParams<'a>),
     /// The URL alone; `body_sha256` is the body whose hash the URL carries, if any.
     UrlOnly { body_sha256: Option<&'a [u8]> },
 }
@@ -181,7 +181,9 @@ impl Validator {
     ) -> Result<(), ValidationError> {
         let claim = self.claim(Some(signature), None)?;
         let url = SignedUrl::parse(url).map_err(ValidationError::InvalidUrl)?;
-        let signed = Signed::Params(SortedParams::from_pairs(params));
+        let mut sorted = SortedParams::new();
+        sorted.fill_from_pairs(params);
+        let signed = Signed::Params(&sorted);
         self.check(&url, &signed, &claim).map(drop)
     }
 
@@ -216,15 +218,16 @@ impl Validator {
     pub fn verify(&self, webhook: &Webhook<'_>) -> Result<Verified, ValidationError> {
         let claim = self.claim(webhook.signature, webhook.signature_settings)?;
         let url = SignedUrl::parse(webhook.url).map_err(ValidationError::InvalidUrl)?;
+        let mut params = SortedParams::new();
         let signed = if url.has_body_sha256() {
             Signed::UrlOnly {
                 body_sha256: Some(webhook.body),
             }
         } else if webhook.content_type.is_some_and(is_form) {
-            Signed::Params(
-                SortedParams::from_form_body(webhook.body)
-                    .map_err(ValidationError::MalformedBody)?,
-            )
+            params
+                .fill_from_form_body(webhook.body)
+                .map_err(ValidationError::MalformedBody)?;
+            Signed::Params(&params)
         } else if webhook.body.is_empty() {
             Signed::UrlOnly { body_sha256: None }
         } else {
@@ -256,7 +259,10 @@ impl Validator {
                 if self.auth_tokens.is_empty() {
                     return Err(ValidationError::NoUsableKey);
                 }
-                Ok(Claim::Sha1(decode_tag::<20>(signature, SHA1_SIGNATURE_LEN)?))
+                Ok(Claim::Sha1(decode_tag::<20>(
+                    signature,
+                    SHA1_SIGNATURE_LEN,
+                )?))
             }
             Some(key_id) => {
                 let (id, key) = self
@@ -273,21 +279,26 @@ impl Validator {
     fn check(
         &self,
         url: &SignedUrl<'_>,
-        signed: &Signed<'_>,
+        signed: &Signed<'_, '_>,
         claim: &Claim<'_>,
     ) -> Result<Verified, ValidationError> {
         match claim {
-            Claim::Sha1(tag) => first_match(url, signed, &self.auth_tokens, tag).map(
-                |(index, url_variant)| Verified {
-                    url_variant,
-                    key: KeyUsed::AuthToken { index },
-                },
-            ),
-            Claim::Sha256(id, key, tag) => first_match(url, signed, core::slice::from_ref(*key), tag)
-                .map(|(_, url_variant)| Verified {
-                    url_variant,
-                    key: KeyUsed::SharedKey { id: Arc::clone(id) },
-                }),
+            Claim::Sha1(tag) => {
+                first_match(url, signed, &self.auth_tokens, tag)?.map(|(index, url_variant)| {
+                    Verified {
+                        url_variant,
+                        key: KeyUsed::AuthToken { index },
+                    }
+                })
+            }
+            Claim::Sha256(id, key, tag) => {
+                first_match(url, signed, core::slice::from_ref(*key), tag)?.map(
+                    |(_, url_variant)| Verified {
+                        url_variant,
+                        key: KeyUsed::SharedKey { id: Arc::clone(id) },
+                    },
+                )
+            }
         }
         .ok_or(ValidationError::SignatureMismatch)
     }
@@ -296,31 +307,45 @@ impl Validator {
 /// Tries every URL candidate with every key; the first that verifies wins.
 fn first_match<M: Mac + Clone>(
     url: &SignedUrl<'_>,
-    signed: &Signed<'_>,
+    signed: &Signed<'_, '_>,
     keys: &[M],
     tag: &[u8],
-) -> Option<(usize, UrlVariant)> {
-    for candidate in url.candidates() {
-        for (index, key) in keys.iter().enumerate() {
-            let mut mac = key.clone();
-            for piece in candidate.pieces() {
-                mac.update(piece.as_bytes());
-            }
-            if let Signed::Params(params) = signed {
-                params.feed(&mut |bytes: &[u8]| mac.update(bytes));
-            }
-            // Constant-time comparison of the MAC bytes.
-            if mac.verify_slice(tag).is_ok() {
-                return Some((index, candidate.variant));
+) -> Result<Option<(usize, UrlVariant)>, ValidationError> {
+    let params = match signed {
+        Signed::Params(params) => Some(*params),
+        Signed::UrlOnly { .. } => None,
+    };
+    let bound = params.map_or(0, SortedParams::len_bound);
+    with_buffer(bound, |buf| {
+        // The parameters are the same for every candidate: decode and write them once.
+        let len = match params {
+            Some(params) => params.write(buf).map_err(ValidationError::MalformedBody)?,
+            None => 0,
+        };
+        let text = &buf[..len];
+        for candidate in url.candidates() {
+            for (index, key) in keys.iter().enumerate() {
+                let mut mac = key.clone();
+                for piece in candidate.pieces() {
+                    mac.update(piece.as_bytes());
+                }
+                mac.update(text);
+                // Constant-time comparison of the MAC bytes.
+                if mac.verify_slice(tag).is_ok() {
+                    return Ok(Some((index, candidate.variant)));
+                }
             }
         }
-    }
-    None
+        Ok(None)
+    })
 }
 
 /// Standard, padded Base64 of exactly `N` bytes; anything else is malformed. The length is
 /// checked first, so an oversized header costs nothing to refuse.
-fn decode_tag<const N: usize>(signature: &str, encoded_len: usize) -> Result<[u8; N], ValidationError> {
+fn decode_tag<const N: usize>(
+    signature: &str,
+    encoded_len: usize,
+) -> Result<[u8; N], ValidationError> {
     if signature.len() != encoded_len {
         return Err(ValidationError::MalformedSignature);
     }
@@ -392,10 +417,17 @@ fn check_body_sha256(url: &SignedUrl<'_>, body: &[u8]) -> Result<(), ValidationE
 impl fmt::Debug for Validator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Validator")
-            .field("auth_tokens", &format_args!("[{} redacted]", self.auth_tokens.len()))
+            .field(
+                "auth_tokens",
+                &format_args!("[{} redacted]", self.auth_tokens.len()),
+            )
             .field(
                 "shared_keys",
-                &self.shared_keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                &self
+                    .shared_keys
+                    .iter()
+                    .map(|(id, _)| id)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }

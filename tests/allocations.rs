@@ -65,7 +65,10 @@ fn sms(extra: usize) -> Vec<(String, String)> {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     for i in 0..extra {
-        params.push((format!("MediaUrl{i}"), format!("https://api.twilio.com/m/{i}")));
+        params.push((
+            format!("MediaUrl{i}"),
+            format!("https://api.twilio.com/m/{i}"),
+        ));
     }
     params
 }
@@ -90,11 +93,15 @@ fn validate_body_allocates_nothing_for_an_sms_webhook_up_to_64_params() {
         let form = Some("application/x-www-form-urlencoded");
 
         let mut verdict = Err(twilio_webhook::ValidationError::MissingSignature);
-        let n = allocations_during(|| verdict = validator.validate_body(url, form, body.as_bytes(), &good));
+        let n = allocations_during(|| {
+            verdict = validator.validate_body(url, form, body.as_bytes(), &good)
+        });
         assert_eq!(verdict, Ok(()));
         assert_eq!(n, 0, "valid, {} params", params.len());
 
-        let n = allocations_during(|| verdict = validator.validate_body(url, form, body.as_bytes(), &bad));
+        let n = allocations_during(|| {
+            verdict = validator.validate_body(url, form, body.as_bytes(), &bad)
+        });
         assert!(verdict.is_err());
         assert_eq!(n, 0, "rejected, {} params", params.len());
 

@@ -140,7 +140,13 @@ fn invalid_percent_escapes_in_the_body_are_refused() {
 fn invalid_utf8_is_refused_raw_or_decoded() {
     let v = Validator::new(TOKEN);
     let sig = signature_for(URL, &[("a", "1")]);
-    for body in [&b"a=%FF"[..], b"a=%C0%80", b"a=\xC3", b"\xFF=1", b"a=%ED%A0%80"] {
+    for body in [
+        &b"a=%FF"[..],
+        b"a=%C0%80",
+        b"a=\xC3",
+        b"\xFF=1",
+        b"a=%ED%A0%80",
+    ] {
         assert_eq!(
             v.validate_body(URL, FORM, body, &sig),
             Err(ValidationError::MalformedBody(MalformedBody::InvalidUtf8)),
@@ -179,7 +185,8 @@ fn form_content_type_is_recognised_with_parameters_and_any_case() {
         "Application/X-WWW-Form-Urlencoded;charset=utf-8",
     ] {
         assert!(
-            v.validate_body(URL, Some(content_type), b"a=1", &sig).is_ok(),
+            v.validate_body(URL, Some(content_type), b"a=1", &sig)
+                .is_ok(),
             "{content_type}"
         );
     }
@@ -230,7 +237,10 @@ fn odd_but_legal_urls_are_signed_byte_for_byte() {
         assert!(v.validate(url, &[("a", "1")], &sig).is_ok(), "{url}");
         // One byte less is another URL.
         let shorter = &url[..url.len() - 1];
-        assert!(v.validate(shorter, &[("a", "1")], &sig).is_err(), "{shorter}");
+        assert!(
+            v.validate(shorter, &[("a", "1")], &sig).is_err(),
+            "{shorter}"
+        );
     }
 }
 
@@ -258,7 +268,10 @@ fn a_body_sha256_url_checks_the_body_even_with_a_form_content_type() {
     let url = "https://hooks.example.com/e?bodySHA256=015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862";
     let sig = signature_for(url, &[] as &[(&str, &str)]);
     let v = Validator::new(TOKEN);
-    assert!(v.validate_body(url, Some("application/json"), body, &sig).is_ok());
+    assert!(
+        v.validate_body(url, Some("application/json"), body, &sig)
+            .is_ok()
+    );
     assert_eq!(
         v.validate_body(url, FORM, b"a=2", &sig),
         Err(ValidationError::BodyHashMismatch)

@@ -32,7 +32,13 @@ fn params() -> impl Strategy<Value = Vec<(String, String)>> {
 fn url() -> impl Strategy<Value = String> {
     let scheme = prop::sample::select(vec!["https", "http", "wss", "HTTPS"]);
     let userinfo = prop::option::of(prop::sample::select(vec!["u", "u:p", "us:er:pw"]));
-    let host = prop::sample::select(vec!["example.com", "Example.COM", "[::1]", "127.0.0.1", "h"]);
+    let host = prop::sample::select(vec![
+        "example.com",
+        "Example.COM",
+        "[::1]",
+        "127.0.0.1",
+        "h",
+    ]);
     let port = prop::option::of(prop::sample::select(vec!["443", "80", "8443", ""]));
     let path = "(/[a-zA-Z0-9%'~.+]{0,6}){0,3}";
     let query = prop::option::of("[a-zA-Z0-9=&%+'?/]{0,12}");

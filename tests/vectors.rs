@@ -81,7 +81,11 @@ fn every_published_sdk_vector_through_validate_and_validate_body() {
             None => {
                 let params = v.params.clone().unwrap_or_default();
                 let verdict = validator.validate(&v.url, &params, &v.signature);
-                assert_eq!(verdict.is_ok(), v.expected_valid, "{case}: validate {verdict:?}");
+                assert_eq!(
+                    verdict.is_ok(),
+                    v.expected_valid,
+                    "{case}: validate {verdict:?}"
+                );
 
                 let body = form_encode(&params);
                 let verdict = validator.validate_body(
@@ -90,7 +94,11 @@ fn every_published_sdk_vector_through_validate_and_validate_body() {
                     body.as_bytes(),
                     &v.signature,
                 );
-                assert_eq!(verdict.is_ok(), v.expected_valid, "{case}: validate_body {verdict:?}");
+                assert_eq!(
+                    verdict.is_ok(),
+                    v.expected_valid,
+                    "{case}: validate_body {verdict:?}"
+                );
 
                 // Where the signature covered the URL as received, our string-to-sign is theirs.
                 if v.expected_valid && v.signed_string.starts_with(&v.url) {
@@ -131,7 +139,12 @@ fn every_conformance_case_through_validate_body_and_verify() {
             Validator::new(&c.auth_token)
         };
         let verdict = validator.verify(&webhook);
-        assert_eq!(verdict.is_ok(), c.expected_valid, "{}: verify {verdict:?}", c.name);
+        assert_eq!(
+            verdict.is_ok(),
+            c.expected_valid,
+            "{}: verify {verdict:?}",
+            c.name
+        );
         if let Ok(verified) = &verdict {
             match &verified.key {
                 KeyUsed::SharedKey { .. } => assert!(sharedkey, "{}", c.name),
@@ -147,7 +160,12 @@ fn every_conformance_case_through_validate_body_and_verify() {
                 body,
                 c.header_signature.as_deref().unwrap_or(""),
             );
-            assert_eq!(verdict.is_ok(), c.expected_valid, "{}: validate_body {verdict:?}", c.name);
+            assert_eq!(
+                verdict.is_ok(),
+                c.expected_valid,
+                "{}: validate_body {verdict:?}",
+                c.name
+            );
         } else {
             // Without the settings header, a 44-character HMAC-SHA256 is not an
             // X-Twilio-Signature at all.
@@ -158,7 +176,12 @@ fn every_conformance_case_through_validate_body_and_verify() {
                 body,
                 c.header_signature.as_deref().unwrap(),
             );
-            assert_eq!(verdict, Err(ValidationError::MalformedSignature), "{}", c.name);
+            assert_eq!(
+                verdict,
+                Err(ValidationError::MalformedSignature),
+                "{}",
+                c.name
+            );
         }
     }
 }
@@ -177,7 +200,12 @@ fn every_conformance_form_case_through_validate() {
             &params,
             c.header_signature.as_deref().unwrap_or(""),
         );
-        assert_eq!(verdict.is_ok(), c.expected_valid, "{}: validate {verdict:?}", c.name);
+        assert_eq!(
+            verdict.is_ok(),
+            c.expected_valid,
+            "{}: validate {verdict:?}",
+            c.name
+        );
 
         // Our string-to-sign matches the case's wherever the case signed the URL as received.
         if c.expected_valid {
@@ -199,8 +227,14 @@ fn negative_conformance_cases_fail_for_the_stated_reason() {
         ("sha256_in_sha1_header", ValidationError::MalformedSignature),
         ("garbled_signature", ValidationError::SignatureMismatch),
         ("wrong_token", ValidationError::SignatureMismatch),
-        ("json_body_tampered_hash_rewritten", ValidationError::SignatureMismatch),
-        ("json_body_hash_uppercase", ValidationError::BodyHashMismatch),
+        (
+            "json_body_tampered_hash_rewritten",
+            ValidationError::SignatureMismatch,
+        ),
+        (
+            "json_body_hash_uppercase",
+            ValidationError::BodyHashMismatch,
+        ),
     ];
     let cases = conformance();
     for (name, reason) in reasons {
