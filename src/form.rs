@@ -22,6 +22,9 @@ const INLINE_PARAMS: usize = 64;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Field<'a> {
     raw: &'a [u8],
+    /// From the start of `raw` to the end of the buffer it is part of: bytes past the field
+    /// that may be read (never used) so that short copies move whole words.
+    ext: &'a [u8],
     encoded: bool,
 }
 
@@ -30,15 +33,17 @@ impl<'a> Field<'a> {
     pub(crate) fn decoded(text: &'a str) -> Self {
         Self {
             raw: text.as_bytes(),
+            ext: text.as_bytes(),
             encoded: false,
         }
     }
 
-    /// A field of a form body.
-    fn from_form(raw: &'a [u8]) -> Self {
+    /// `body[start..end]`.
+    fn in_body(body: &'a [u8], start: usize, end: usize, encoded: bool) -> Self {
         Self {
-            raw,
-            encoded: memchr::memchr2(b'%', b'+', raw).is_some(),
+            raw: &body[start..end],
+            ext: &body[start..],
+            encoded,
         }
     }
 
@@ -76,11 +81,25 @@ impl<'a> Field<'a> {
     }
 
     /// Writes the decoded bytes at the start of `out` and returns how many. `out` is at least
-    /// as long as the raw field (decoding never lengthens).
+    /// 8 bytes longer than the raw field (decoding never lengthens); bytes past the returned
+    /// length may be overwritten.
     fn write(self, out: &mut [u8]) -> Result<usize, MalformedBody> {
         if !self.encoded {
-            out[..self.raw.len()].copy_from_slice(self.raw);
-            return Ok(self.raw.len());
+            // Whole words, reading past the field inside its buffer: one load and one store
+            // per 8 bytes instead of a call to memcpy for a dozen bytes.
+            let n = self.raw.len();
+            let mut k = 0;
+            while k < n {
+                match self.ext.get(k..k + 8) {
+                    Some(word) => out[k..k + 8].copy_from_slice(word),
+                    None => {
+                        out[k..n].copy_from_slice(&self.raw[k..]);
+                        break;
+                    }
+                }
+                k += 8;
+            }
+            return Ok(n);
         }
         let raw = self.raw;
         let (mut i, mut o) = (0, 0);
@@ -249,28 +268,71 @@ impl<'a> SortedParams<'a> {
         if core::str::from_utf8(body).is_err() {
             return Err(MalformedBody::InvalidUtf8);
         }
-        let mut pair_start = 0;
-        let mut eq = None;
-        let delimiters = memchr::memchr2_iter(b'&', b'=', body);
-        for pos in delimiters.chain(core::iter::once(body.len())) {
-            if pos < body.len() && body[pos] == b'=' {
-                eq.get_or_insert(pos);
-                continue;
+        // One pass, eight bytes at a time: a mask of the delimiters `&` `=` and a mask of the
+        // escapes `%` `+`. Only delimiters cost a branch; escapes only mark their field.
+        let mut field_start = 0;
+        let mut name: Option<Field<'a>> = None;
+        let mut encoded = false;
+        let mut i = 0;
+        while i < body.len() {
+            let word = match body.get(i..i + 8) {
+                Some(chunk) => u64::from_le_bytes(chunk.try_into().expect("8 bytes")),
+                None => {
+                    // Zero padding matches none of the four bytes.
+                    let mut last = [0u8; 8];
+                    last[..body.len() - i].copy_from_slice(&body[i..]);
+                    u64::from_le_bytes(last)
+                }
+            };
+            let mut delimiters = bytes_equal_to(word, b'&') | bytes_equal_to(word, b'=');
+            let mut escapes = bytes_equal_to(word, b'%') | bytes_equal_to(word, b'+');
+            while delimiters != 0 {
+                let bit = delimiters.trailing_zeros();
+                delimiters &= delimiters - 1;
+                let before = (1u64 << bit) - 1;
+                encoded |= escapes & before != 0;
+                escapes &= !before;
+                let pos = i + (bit / 8) as usize;
+                if body[pos] == b'=' {
+                    // The first `=` ends the name; later ones belong to the value.
+                    if name.is_none() {
+                        name = Some(Field::in_body(body, field_start, pos, encoded));
+                        field_start = pos + 1;
+                        encoded = false;
+                    }
+                } else {
+                    self.push_pair(body, name.take(), field_start, pos, encoded);
+                    field_start = pos + 1;
+                    encoded = false;
+                }
             }
-            if pos > pair_start {
-                let (name, value) = match eq {
-                    Some(eq) => (&body[pair_start..eq], &body[eq + 1..pos]),
-                    None => (&body[pair_start..pos], &body[pos..pos]),
-                };
-                self.params.push(Param {
-                    name: Field::from_form(name),
-                    value: Field::from_form(value),
-                });
-            }
-            pair_start = pos + 1;
-            eq = None;
+            encoded |= escapes != 0;
+            i += 8;
         }
+        self.push_pair(body, name, field_start, body.len(), encoded);
         self.sort()
+    }
+
+    /// The pair ending at `end`: `name` if an `=` was seen, and the field since `start`.
+    fn push_pair(
+        &mut self,
+        body: &'a [u8],
+        name: Option<Field<'a>>,
+        start: usize,
+        end: usize,
+        encoded: bool,
+    ) {
+        let field = Field::in_body(body, start, end, encoded);
+        match name {
+            Some(name) => self.params.push(Param { name, value: field }),
+            // `&&` and a trailing `&` make empty pairs, which are not parameters.
+            None if start == end => {}
+            // A pair without `=` is a name with an empty value.
+            None => self.params.push(Param {
+                name: field,
+                value: Field::in_body(body, end, end, false),
+            }),
+        }
     }
 
     fn sort(&mut self) -> Result<(), MalformedBody> {
@@ -304,7 +366,7 @@ impl<'a> SortedParams<'a> {
             }
             start = end;
         }
-        order.dedup_by(|a, b| full(a, b).is_eq());
+        order.dedup_by(|a, b| *a >> 64 == *b >> 64 && full(a, b).is_eq());
         if invalid.get() {
             return Err(MalformedBody::InvalidPercentEncoding);
         }
@@ -318,9 +380,10 @@ impl<'a> SortedParams<'a> {
         Ok(())
     }
 
-    /// At least the length of the written text: the raw length of the parameters.
+    /// The buffer length [`Self::write`] needs: the raw length of the parameters (decoding
+    /// never lengthens), plus room for the last word-sized copy.
     pub(crate) fn len_bound(&self) -> usize {
-        self.len_bound
+        self.len_bound + 8
     }
 
     /// Writes `name value name value ...`, decoded, with no separators, at the start of `out`
@@ -407,12 +470,9 @@ mod tests {
         ];
         for body in cases {
             let value = body.strip_prefix("k=").unwrap();
-            let expected: Vec<u8> = Field {
-                raw: value.as_bytes(),
-                encoded: true,
-            }
-            .bytes(&Cell::new(false))
-            .collect();
+            let expected: Vec<u8> = Field::in_body(value.as_bytes(), 0, value.len(), true)
+                .bytes(&Cell::new(false))
+                .collect();
             let expected = format!("k{}", String::from_utf8(expected).unwrap());
             assert_eq!(signed(body).unwrap(), expected, "{body}");
         }
