@@ -48,6 +48,8 @@
 
 mod error;
 mod form;
+#[cfg(feature = "tower")]
+pub mod middleware;
 mod signature;
 mod url;
 mod validator;

@@ -228,11 +228,23 @@ impl<'a> SignedUrl<'a> {
     }
 
     /// The candidate URL with any userinfo replaced by `***`, for logs.
-    #[allow(dead_code)] // Used by the middleware's logs.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn redacted(&self, variant: UrlVariant) -> String {
         self.rebuild(variant, self.userinfo.map(|_| "***"))
             .pieces()
             .concat()
+    }
+}
+
+/// Every candidate of `url` in the order tried, userinfo redacted: what a log may show.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(crate) fn redacted_candidates(url: &str) -> Vec<String> {
+    match SignedUrl::parse(url) {
+        Ok(parsed) => parsed
+            .candidates()
+            .map(|candidate| parsed.redacted(candidate.variant))
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 

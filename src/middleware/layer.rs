@@ -1,0 +1,163 @@
+//! `TwilioWebhookLayer`: the configuration, checked when it is built.
+
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::ConfigError;
+use super::request_url::{PublicUrl, Scheme, UrlSource};
+use super::response::DefaultRejection;
+use super::service::TwilioWebhook;
+use crate::Validator;
+
+/// The default body limit: 1 MiB. Twilio's largest form webhooks are a few KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A tower [`Layer`] that refuses requests without a valid `X-Twilio-Signature`.
+///
+/// Built from a [`Validator`]; see the [module docs](super) for an example and for how the
+/// URL is found behind proxies.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TwilioWebhookLayer<R = DefaultRejection> {
+    pub(crate) shared: Arc<Shared<R>>,
+}
+
+/// What every clone of the service shares.
+#[derive(Debug)]
+pub(crate) struct Shared<R> {
+    pub(crate) validator: Validator,
+    pub(crate) url: UrlSource,
+    pub(crate) body_limit: usize,
+    pub(crate) report_only: bool,
+    pub(crate) rejection: R,
+}
+
+impl TwilioWebhookLayer {
+    /// A layer that checks requests with `validator`.
+    ///
+    /// Fails with [`ConfigError::NoUsableKey`] if the validator has no key (an empty auth
+    /// token): a layer that could never accept anything is a configuration mistake, reported
+    /// at startup rather than as a 403 on every webhook.
+    ///
+    /// Until [`public_url`](Self::public_url) is set, the URL is derived from the request:
+    /// `https://` + the `Host` header (or the HTTP/2 authority) + the path and query.
+    pub fn new(validator: Validator) -> Result<Self, ConfigError> {
+        if !validator.has_usable_key() {
+            return Err(ConfigError::NoUsableKey);
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                validator,
+                url: UrlSource::FromRequest {
+                    scheme: Scheme::Https,
+                    trust_forwarded: false,
+                },
+                body_limit: DEFAULT_BODY_LIMIT,
+                report_only: false,
+                rejection: DefaultRejection,
+            }),
+        })
+    }
+}
+
+impl<R: Clone> TwilioWebhookLayer<R> {
+    fn with(self, change: impl FnOnce(&mut Shared<R>)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        change(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The recommended mode: the public base URL Twilio is configured with, such as
+    /// `https://hooks.example.com` or `https://example.com/api`. The request's path and query
+    /// are appended as received, without adding or removing a slash, so the base must not end
+    /// with `/` nor carry a query.
+    ///
+    /// This is the only mode that works whatever sits in front of the server (TLS terminator,
+    /// load balancer, tunnel), and the only one an attacker cannot steer with headers.
+    pub fn public_url(self, base: &str) -> Result<Self, ConfigError> {
+        let public = PublicUrl::parse(base)?;
+        Ok(self.with(|shared| shared.url = UrlSource::Public(public)))
+    }
+
+    /// Derive the URL from the request, with `scheme` (the default mode, with
+    /// [`Scheme::Https`]). Replaces a [`public_url`](Self::public_url).
+    pub fn derive_url(self, scheme: Scheme) -> Self {
+        self.with(|shared| {
+            shared.url = UrlSource::FromRequest {
+                scheme,
+                trust_forwarded: false,
+            }
+        })
+    }
+
+    /// When deriving the URL, take the scheme and host from `Forwarded` (RFC 7239) or
+    /// `X-Forwarded-Proto` / `-Host` / `-Port` (first value of each list).
+    ///
+    /// **Only** when the proxy in front of this server sets those headers and strips the
+    /// client's: anyone can send them. Has no effect with a [`public_url`](Self::public_url).
+    pub fn trust_forwarded_headers(self) -> Self {
+        self.with(|shared| {
+            if let UrlSource::FromRequest {
+                trust_forwarded, ..
+            } = &mut shared.url
+            {
+                *trust_forwarded = true;
+            }
+        })
+    }
+
+    /// The largest body read, in bytes (default [`DEFAULT_BODY_LIMIT`]). A larger
+    /// `Content-Length` is refused with 413 before reading; a body that grows past the limit
+    /// while read is refused too.
+    pub fn body_limit(self, bytes: usize) -> Self {
+        self.with(|shared| shared.body_limit = bytes)
+    }
+
+    /// Log failures but let every request through, marked with
+    /// [`Unverified`](super::Unverified) instead of [`Verified`](crate::Verified): for
+    /// switching validation on in production without risking an outage. 413 and 400 still
+    /// apply. **Not a security control**: switch it off once the logs are clean.
+    pub fn report_only(self) -> Self {
+        self.with(|shared| shared.report_only = true)
+    }
+
+    /// Answer refused requests with `rejection` instead of an empty 403 / 413 / 400.
+    pub fn rejection<R2: Clone>(self, rejection: R2) -> TwilioWebhookLayer<R2> {
+        let shared = Arc::unwrap_or_clone(self.shared);
+        TwilioWebhookLayer {
+            shared: Arc::new(Shared {
+                validator: shared.validator,
+                url: shared.url,
+                body_limit: shared.body_limit,
+                report_only: shared.report_only,
+                rejection,
+            }),
+        }
+    }
+}
+
+impl<R: Clone> Clone for Shared<R> {
+    fn clone(&self) -> Self {
+        Self {
+            validator: self.validator.clone(),
+            url: self.url.clone(),
+            body_limit: self.body_limit,
+            report_only: self.report_only,
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
+impl<S, R> Layer<S> for TwilioWebhookLayer<R> {
+    type Service = TwilioWebhook<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TwilioWebhook {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Which URL Twilio requested, seen from behind whatever terminates TLS.
+
+use http::header::{FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, UPGRADE};
+use http::request::Parts;
+
+use super::ConfigError;
+use crate::InvalidUrl;
+use crate::url::SignedUrl;
+
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
+/// The scheme Twilio used, when the URL is derived from the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    /// `https://` (and `wss://` for WebSocket upgrades). The default: Twilio webhooks should
+    /// always be served over HTTPS.
+    #[default]
+    Https,
+    /// `http://` (and `ws://`): only for local development.
+    Http,
+}
+
+impl Scheme {
+    fn as_str(self, websocket: bool) -> &'static str {
+        match (self, websocket) {
+            (Self::Https, false) => "https",
+            (Self::Https, true) => "wss",
+            (Self::Http, false) => "http",
+            (Self::Http, true) => "ws",
+        }
+    }
+}
+
+/// How the middleware finds the URL to check.
+#[derive(Debug, Clone)]
+pub(crate) enum UrlSource {
+    /// A configured base joined to the request's path and query.
+    Public(PublicUrl),
+    /// The request's own authority (`Host`, or the URI's for HTTP/2) and a configured scheme.
+    FromRequest {
+        scheme: Scheme,
+        trust_forwarded: bool,
+    },
+}
+
+/// A validated public base URL: `scheme://host[:port][/prefix]`, no query, no trailing slash.
+#[derive(Debug, Clone)]
+pub(crate) struct PublicUrl {
+    base: String,
+    websocket_base: String,
+}
+
+impl PublicUrl {
+    pub(crate) fn parse(base: &str) -> Result<Self, ConfigError> {
+        let parsed = SignedUrl::parse(base).map_err(ConfigError::InvalidPublicUrl)?;
+        let _ = parsed;
+        if base.contains(['?', '#']) {
+            return Err(ConfigError::PublicUrlHasQuery);
+        }
+        if base.ends_with('/') {
+            return Err(ConfigError::PublicUrlTrailingSlash);
+        }
+        let (scheme, rest) = base.split_once("://").expect("parsed above");
+        let websocket_scheme = if scheme.eq_ignore_ascii_case("https") {
+            "wss"
+        } else if scheme.eq_ignore_ascii_case("http") {
+            "ws"
+        } else {
+            return Err(ConfigError::UnsupportedScheme);
+        };
+        Ok(Self {
+            base: base.to_owned(),
+            websocket_base: format!("{websocket_scheme}://{rest}"),
+        })
+    }
+}
+
+/// Twilio Media Streams open a WebSocket: `GET` with `Upgrade: websocket`, signed over `wss://`.
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// The path and query as the client sent them, before any router stripped a prefix.
+fn raw_path_and_query(parts: &Parts) -> &str {
+    #[cfg(feature = "axum")]
+    if let Some(original) = parts.extensions.get::<axum::extract::OriginalUri>() {
+        return original.0.path_and_query().map_or("/", |pq| pq.as_str());
+    }
+    parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+}
+
+impl UrlSource {
+    /// The URL Twilio requested, or why it cannot be known.
+    pub(crate) fn url(&self, parts: &Parts) -> Result<String, InvalidUrl> {
+        let websocket = is_websocket_upgrade(&parts.headers);
+        let path_and_query = raw_path_and_query(parts);
+        match self {
+            Self::Public(public) => {
+                let base = if websocket {
+                    &public.websocket_base
+                } else {
+                    &public.base
+                };
+                Ok([base.as_str(), path_and_query].concat())
+            }
+            Self::FromRequest {
+                scheme,
+                trust_forwarded,
+            } => {
+                let mut scheme = scheme.as_str(websocket).to_owned();
+                let mut authority = request_authority(parts)?.to_owned();
+                if *trust_forwarded {
+                    if let Some((proto, host)) = forwarded(&parts.headers) {
+                        if let Some(proto) = proto {
+                            scheme = websocket_scheme(proto, websocket);
+                        }
+                        if let Some(host) = host {
+                            authority = host;
+                        }
+                    }
+                }
+                check_authority(&authority)?;
+                Ok(format!("{scheme}://{authority}{path_and_query}"))
+            }
+        }
+    }
+}
+
+fn websocket_scheme(proto: String, websocket: bool) -> String {
+    match (websocket, proto.to_ascii_lowercase().as_str()) {
+        (true, "https") => "wss".to_owned(),
+        (true, "http") => "ws".to_owned(),
+        _ => proto,
+    }
+}
+
+/// The URI's authority (HTTP/2, absolute-form), else the `Host` header.
+fn request_authority(parts: &Parts) -> Result<&str, InvalidUrl> {
+    if let Some(authority) = parts.uri.authority() {
+        return Ok(authority.as_str());
+    }
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host.to_str().map_err(|_| InvalidUrl::MalformedAuthority),
+        (None, _) => Err(InvalidUrl::EmptyHost),
+        (Some(_), Some(_)) => Err(InvalidUrl::MalformedAuthority),
+    }
+}
+
+/// An authority from a header must not smuggle a path, query or credentials into the URL.
+fn check_authority(authority: &str) -> Result<(), InvalidUrl> {
+    if authority.is_empty() {
+        return Err(InvalidUrl::EmptyHost);
+    }
+    if authority
+        .bytes()
+        .any(|b| matches!(b, b'/' | b'?' | b'#' | b'@' | b'\\') || b <= b' ' || b >= 0x7f)
+    {
+        return Err(InvalidUrl::MalformedAuthority);
+    }
+    Ok(())
+}
+
+/// `(proto, host)` from `Forwarded` (RFC 7239), else `X-Forwarded-Proto/Host/Port`: the first
+/// (client-side) value of each comma-separated list.
+fn forwarded(headers: &HeaderMap) -> Option<(Option<String>, Option<String>)> {
+    if let Some(value) = first_value(headers.get(FORWARDED)) {
+        let mut proto = None;
+        let mut host = None;
+        for pair in value.split(';') {
+            let Some((name, val)) = pair.split_once('=') else {
+                continue;
+            };
+            let val = val.trim().trim_matches('"').to_owned();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "proto" => proto = Some(val),
+                "host" => host = Some(val),
+                _ => {}
+            }
+        }
+        return Some((proto, host));
+    }
+    let proto = first_value(headers.get(&X_FORWARDED_PROTO)).map(str::to_owned);
+    let mut host = first_value(headers.get(&X_FORWARDED_HOST)).map(str::to_owned);
+    if let Some(port) = first_value(headers.get(&X_FORWARDED_PORT)) {
+        if let Some(h) = host.as_mut() {
+            replace_port(h, port);
+        }
+    }
+    if proto.is_none() && host.is_none() {
+        return None;
+    }
+    Some((proto, host))
+}
+
+fn first_value(value: Option<&HeaderValue>) -> Option<&str> {
+    let first = value?.to_str().ok()?.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
+/// `host[:port]` with its port replaced by `port`; IPv6 brackets respected.
+fn replace_port(host: &mut String, port: &str) {
+    let port_start = if host.starts_with('[') {
+        host.find(']').map(|close| close + 1)
+    } else {
+        Some(host.find(':').unwrap_or(host.len()))
+    };
+    if let Some(start) = port_start {
+        host.truncate(start);
+        host.push(':');
+        host.push_str(port);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut builder = Request::builder().uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn from_request(trust: bool) -> UrlSource {
+        UrlSource::FromRequest {
+            scheme: Scheme::Https,
+            trust_forwarded: trust,
+        }
+    }
+
+    #[test]
+    fn public_url_is_joined_without_adding_or_dropping_a_slash() {
+        let source = UrlSource::Public(PublicUrl::parse("https://example.com/api").unwrap());
+        let got = source.url(&parts("/twilio/sms?x=1&y", &[("host", "internal:8080")]));
+        assert_eq!(got.unwrap(), "https://example.com/api/twilio/sms?x=1&y");
+    }
+
+    #[test]
+    fn public_url_must_be_a_base() {
+        for (base, error) in [
+            (
+                "example.com",
+                ConfigError::InvalidPublicUrl(InvalidUrl::MissingScheme),
+            ),
+            (
+                "https://",
+                ConfigError::InvalidPublicUrl(InvalidUrl::EmptyHost),
+            ),
+            ("https://example.com/", ConfigError::PublicUrlTrailingSlash),
+            (
+                "https://example.com/api?x=1",
+                ConfigError::PublicUrlHasQuery,
+            ),
+            ("ftp://example.com", ConfigError::UnsupportedScheme),
+        ] {
+            assert_eq!(PublicUrl::parse(base).err(), Some(error), "{base}");
+        }
+    }
+
+    #[test]
+    fn websocket_upgrades_are_checked_over_wss() {
+        let source = UrlSource::Public(PublicUrl::parse("https://example.com").unwrap());
+        let req = parts("/media", &[("upgrade", "websocket")]);
+        assert_eq!(source.url(&req).unwrap(), "wss://example.com/media");
+        let req = parts("/media", &[("host", "h"), ("upgrade", "websocket")]);
+        assert_eq!(from_request(false).url(&req).unwrap(), "wss://h/media");
+    }
+
+    #[test]
+    fn derived_url_uses_host_and_the_configured_scheme() {
+        let req = parts("/sms?a=1", &[("host", "hooks.example.com:8443")]);
+        assert_eq!(
+            from_request(false).url(&req).unwrap(),
+            "https://hooks.example.com:8443/sms?a=1"
+        );
+    }
+
+    #[test]
+    fn http2_authority_in_the_uri_wins_over_host() {
+        let req = parts("https://h2.example.com/sms", &[("host", "other")]);
+        assert_eq!(
+            from_request(false).url(&req).unwrap(),
+            "https://h2.example.com/sms"
+        );
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_when_trusted() {
+        let headers = [
+            ("host", "internal:8080"),
+            ("x-forwarded-proto", "https, http"),
+            ("x-forwarded-host", "hooks.example.com, proxy"),
+            ("x-forwarded-port", "443"),
+        ];
+        let req = parts("/sms", &headers);
+        assert_eq!(
+            from_request(false).url(&req).unwrap(),
+            "https://internal:8080/sms"
+        );
+        assert_eq!(
+            from_request(true).url(&req).unwrap(),
+            "https://hooks.example.com:443/sms"
+        );
+        let req = parts(
+            "/sms",
+            &[
+                ("host", "internal"),
+                (
+                    "forwarded",
+                    r#"for=1.2.3.4;proto=https;host="hooks.example.com", for=5.6.7.8"#,
+                ),
+                ("x-forwarded-host", "ignored.example.com"),
+            ],
+        );
+        assert_eq!(
+            from_request(true).url(&req).unwrap(),
+            "https://hooks.example.com/sms"
+        );
+    }
+
+    #[test]
+    fn hosts_that_smuggle_url_parts_are_refused() {
+        for host in ["evil.com/x", "a@b", "h?x", "h#x", "", "h x"] {
+            let req = parts("/sms", &[("host", host)]);
+            assert!(from_request(false).url(&req).is_err(), "{host:?}");
+        }
+        let req = parts("/sms", &[]);
+        assert_eq!(from_request(false).url(&req), Err(InvalidUrl::EmptyHost));
+    }
+
+    #[test]
+    fn forwarded_port_replaces_the_port_of_an_ipv6_host() {
+        let mut host = "[::1]:8080".to_owned();
+        replace_port(&mut host, "443");
+        assert_eq!(host, "[::1]:443");
+        let mut host = "example.com".to_owned();
+        replace_port(&mut host, "8443");
+        assert_eq!(host, "example.com:8443");
+    }
+}

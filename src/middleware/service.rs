@@ -1,0 +1,139 @@
+//! `TwilioWebhook`: the service the layer wraps around yours.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use tower_service::Service;
+
+use super::BoxError;
+use super::future::ResponseFuture;
+use super::layer::Shared;
+use super::response::{Rejection, RejectionResponse};
+
+/// Refuses requests without a valid `X-Twilio-Signature`, then calls the inner service with
+/// the same request, its body buffered (`Full<Bytes>`).
+///
+/// Made by [`TwilioWebhookLayer`](super::TwilioWebhookLayer).
+#[derive(Debug)]
+pub struct TwilioWebhook<S, R> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared<R>>,
+}
+
+impl<S: Clone, R> Clone for TwilioWebhook<S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S, R, B, ResBody> Service<Request<B>> for TwilioWebhook<S, R>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone,
+    R: RejectionResponse<ResBody>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The clone that was driven to readiness is the one that will be called.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        let limit = shared.body_limit;
+
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            tracing::warn!(
+                target: "twilio_webhook",
+                content_length = declared,
+                limit,
+                "rejected Twilio webhook: body over the limit"
+            );
+            return ResponseFuture::rejected(&shared, Rejection::PayloadTooLarge { limit });
+        }
+
+        let (parts, body) = request.into_parts();
+        let body = Limited::new(body, limit).collect();
+        ResponseFuture::reading(parts, body, inner, shared)
+    }
+}
+
+/// The extension a request carries in report-only mode when it failed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified(pub crate::ValidationError);
+
+/// Checks the buffered request; logs why when it fails.
+pub(crate) fn check<R>(
+    parts: &http::request::Parts,
+    body: &[u8],
+    shared: &Shared<R>,
+) -> Result<crate::Verified, crate::ValidationError> {
+    let url = shared
+        .url
+        .url(parts)
+        .map_err(crate::ValidationError::InvalidUrl);
+    let verdict = url.as_deref().map_err(Clone::clone).and_then(|url| {
+        shared.validator.verify(&crate::Webhook {
+            url,
+            content_type: header_str(parts, header::CONTENT_TYPE.as_str())?,
+            body,
+            signature: header_str(parts, "x-twilio-signature")?,
+            signature_settings: header_str(parts, "x-twilio-webhooks-signature-settings")?,
+        })
+    });
+    if let Err(error) = &verdict {
+        let tried = url
+            .as_deref()
+            .map(crate::url::redacted_candidates)
+            .unwrap_or_default();
+        tracing::warn!(
+            target: "twilio_webhook",
+            reason = %error,
+            method = %parts.method,
+            tried_urls = ?tried,
+            report_only = shared.report_only,
+            "rejected Twilio webhook"
+        );
+    }
+    verdict
+}
+
+/// A header that appears at most once, as text. Repeated or non-text headers are malformed:
+/// which copy was meant cannot be known.
+fn header_str<'p>(
+    parts: &'p http::request::Parts,
+    name: &str,
+) -> Result<Option<&'p str>, crate::ValidationError> {
+    let mut values = parts.headers.get_all(name).iter();
+    let (first, second) = (values.next(), values.next());
+    let malformed = if name == "x-twilio-signature" {
+        crate::ValidationError::MalformedSignature
+    } else if name == header::CONTENT_TYPE.as_str() {
+        crate::ValidationError::UnsignedBody
+    } else {
+        crate::ValidationError::MalformedSignatureSettings
+    };
+    match (first, second) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value.to_str().map(Some).map_err(|_| malformed),
+        (Some(_), Some(_)) => Err(malformed),
+    }
+}
