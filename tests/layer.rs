@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use tower::{ServiceBuilder, ServiceExt};
-use twilio_webhook::middleware::{
-    ConfigError, Rejection, Scheme, TwilioWebhookLayer, Unverified,
+use twilio_webhook::middleware::{ConfigError, Rejection, Scheme, TwilioWebhookLayer, Unverified};
+use twilio_webhook::{
+    KeyUsed, UrlVariant, ValidationError, Validator, Verified, compute_signature,
 };
-use twilio_webhook::{KeyUsed, UrlVariant, ValidationError, Validator, Verified, compute_signature};
 
 const TOKEN: &str = "7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -31,20 +31,22 @@ async fn call(
 ) -> (Response<Full<Bytes>>, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let inner_seen = Arc::clone(&seen);
-    let service = ServiceBuilder::new()
-        .layer(layer)
-        .service_fn(move |request: Request<Full<Bytes>>| {
-            let seen = Arc::clone(&inner_seen);
-            async move {
-                seen.calls.fetch_add(1, Ordering::SeqCst);
-                *seen.verified.lock().unwrap() = request.extensions().get::<Verified>().cloned();
-                *seen.unverified.lock().unwrap() =
-                    request.extensions().get::<Unverified>().cloned();
-                let body = request.into_body().collect().await.unwrap().to_bytes();
-                *seen.body.lock().unwrap() = body.to_vec();
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("handled"))))
-            }
-        });
+    let service =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |request: Request<Full<Bytes>>| {
+                let seen = Arc::clone(&inner_seen);
+                async move {
+                    seen.calls.fetch_add(1, Ordering::SeqCst);
+                    *seen.verified.lock().unwrap() =
+                        request.extensions().get::<Verified>().cloned();
+                    *seen.unverified.lock().unwrap() =
+                        request.extensions().get::<Unverified>().cloned();
+                    let body = request.into_body().collect().await.unwrap().to_bytes();
+                    *seen.body.lock().unwrap() = body.to_vec();
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("handled"))))
+                }
+            });
     let response = service.oneshot(request).await.unwrap();
     (response, seen)
 }
@@ -111,7 +113,10 @@ async fn every_kind_of_bad_header_is_refused() {
         (None, ValidationError::MissingSignature),
         (Some(""), ValidationError::MissingSignature),
         (Some("not base64!"), ValidationError::MalformedSignature),
-        (Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA="), ValidationError::SignatureMismatch),
+        (
+            Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            ValidationError::SignatureMismatch,
+        ),
     ] {
         let mut request = signed_form("https://hooks.example.com/sms", "/sms", PARAMS);
         request.headers_mut().remove("x-twilio-signature");
@@ -178,7 +183,10 @@ async fn derived_url_uses_host_and_the_configured_scheme() {
         .unwrap()
         .derive_url(Scheme::Http);
     let request = signed_form("https://internal:8080/sms", "/sms", PARAMS);
-    assert_eq!(call(http.clone(), request).await.0.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(http.clone(), request).await.0.status(),
+        StatusCode::FORBIDDEN
+    );
     let request = signed_form("http://internal:8080/sms", "/sms", PARAMS);
     assert_eq!(call(http, request).await.0.status(), StatusCode::OK);
 }
@@ -242,7 +250,10 @@ fn sha256_hex(body: &[u8]) -> String {
 async fn get_webhooks_sign_the_url_with_its_query() {
     let url = "https://hooks.example.com/voice?CallSid=CA1&From=%2B1415";
     let request = Request::get("/voice?CallSid=CA1&From=%2B1415")
-        .header("x-twilio-signature", compute_signature(TOKEN, url, &[] as &[(&str, &str)]))
+        .header(
+            "x-twilio-signature",
+            compute_signature(TOKEN, url, &[] as &[(&str, &str)]),
+        )
         .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(call(layer(), request).await.0.status(), StatusCode::OK);
@@ -250,7 +261,11 @@ async fn get_webhooks_sign_the_url_with_its_query() {
 
 #[tokio::test]
 async fn websocket_upgrades_are_checked_over_wss() {
-    let signature = compute_signature(TOKEN, "wss://hooks.example.com/media", &[] as &[(&str, &str)]);
+    let signature = compute_signature(
+        TOKEN,
+        "wss://hooks.example.com/media",
+        &[] as &[(&str, &str)],
+    );
     let request = Request::get("/media")
         .header("upgrade", "websocket")
         .header("connection", "upgrade")
@@ -263,7 +278,10 @@ async fn websocket_upgrades_are_checked_over_wss() {
         .header("x-twilio-signature", signature.as_str())
         .body(Full::new(Bytes::new()))
         .unwrap();
-    assert_eq!(call(layer(), request).await.0.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(layer(), request).await.0.status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -287,9 +305,11 @@ async fn an_oversized_body_is_413_before_or_while_reading() {
         .header("content-type", FORM)
         .body(StreamBody::new(tokio_stream_iter(chunks)))
         .unwrap();
-    let service = ServiceBuilder::new().layer(layer).service_fn(|_: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-    });
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|_: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        });
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
@@ -307,10 +327,13 @@ async fn an_unreadable_body_is_400() {
         .unwrap();
     let called = Arc::new(AtomicUsize::new(0));
     let inner_called = Arc::clone(&called);
-    let service = ServiceBuilder::new().layer(layer()).service_fn(move |_: Request<Full<Bytes>>| {
-        inner_called.fetch_add(1, Ordering::SeqCst);
-        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
-    });
+    let service =
+        ServiceBuilder::new()
+            .layer(layer())
+            .service_fn(move |_: Request<Full<Bytes>>| {
+                inner_called.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+            });
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -339,10 +362,12 @@ async fn a_body_in_many_small_chunks_is_reassembled() {
         )
         .body(StreamBody::new(tokio_stream_iter(chunks)))
         .unwrap();
-    let service = ServiceBuilder::new().layer(layer()).service_fn(|request: Request<Full<Bytes>>| async move {
-        let body = request.into_body().collect().await.unwrap().to_bytes();
-        Ok::<_, Infallible>(Response::new(Full::new(body)))
-    });
+    let service = ServiceBuilder::new().layer(layer()).service_fn(
+        |request: Request<Full<Bytes>>| async move {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            Ok::<_, Infallible>(Response::new(Full::new(body)))
+        },
+    );
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let echoed = response.into_body().collect().await.unwrap().to_bytes();
@@ -410,10 +435,16 @@ async fn a_custom_rejection_response_replaces_the_default() {
 #[test]
 fn configuration_mistakes_fail_when_the_layer_is_built() {
     assert_eq!(
-        TwilioWebhookLayer::new(Validator::new("")).err().map(|e| e.to_string()),
+        TwilioWebhookLayer::new(Validator::new(""))
+            .err()
+            .map(|e| e.to_string()),
         Some(ConfigError::NoUsableKey.to_string())
     );
-    assert!(ConfigError::NoUsableKey.to_string().contains("API key secret"));
+    assert!(
+        ConfigError::NoUsableKey
+            .to_string()
+            .contains("API key secret")
+    );
     let layer = TwilioWebhookLayer::new(Validator::new(TOKEN)).unwrap();
     assert_eq!(
         layer.clone().public_url("https://example.com/").err(),
@@ -421,7 +452,9 @@ fn configuration_mistakes_fail_when_the_layer_is_built() {
     );
     assert_eq!(
         layer.public_url("hooks.example.com").err(),
-        Some(ConfigError::InvalidPublicUrl(twilio_webhook::InvalidUrl::MissingScheme))
+        Some(ConfigError::InvalidPublicUrl(
+            twilio_webhook::InvalidUrl::MissingScheme
+        ))
     );
 }
 
@@ -437,7 +470,10 @@ fn debug_of_a_layer_never_shows_the_token() {
 async fn a_missing_host_in_derive_mode_is_refused_not_guessed() {
     let request = Request::post("/sms")
         .header("content-type", FORM)
-        .header("x-twilio-signature", compute_signature(TOKEN, "https://localhost/sms", PARAMS))
+        .header(
+            "x-twilio-signature",
+            compute_signature(TOKEN, "https://localhost/sms", PARAMS),
+        )
         .body(Full::new(Bytes::from("From=1")))
         .unwrap();
     let layer = TwilioWebhookLayer::new(Validator::new(TOKEN)).unwrap();
@@ -445,6 +481,8 @@ async fn a_missing_host_in_derive_mode_is_refused_not_guessed() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         response.extensions().get::<ValidationError>(),
-        Some(&ValidationError::InvalidUrl(twilio_webhook::InvalidUrl::EmptyHost))
+        Some(&ValidationError::InvalidUrl(
+            twilio_webhook::InvalidUrl::EmptyHost
+        ))
     );
 }
