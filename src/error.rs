@@ -40,6 +40,9 @@ pub enum ValidationError {
     InvalidUrl(InvalidUrl),
     /// The validator has no key to check with (an empty auth token was given).
     NoUsableKey,
+    /// A multi-tenant key source has no auth token for the request's account (its
+    /// `AccountSid`, or whatever the source keys on).
+    UnknownAccount,
     /// The `X-Twilio-Webhooks-Signature-Settings` header names an algorithm this library does
     /// not know.
     UnknownAlgorithm,
@@ -83,7 +86,7 @@ impl fmt::Display for ValidationError {
             Self::SignatureMismatch => f.write_str(
                 "the X-Twilio-Signature header does not match: check that the URL is exactly the \
                  one configured in Twilio (scheme, host, port, path, query) and that the key is \
-                 the account's auth token",
+                 the account's primary auth token (an API key secret cannot validate webhooks)",
             ),
             Self::BodyHashMismatch => {
                 f.write_str("the request body does not match the bodySHA256 parameter of the URL")
@@ -97,6 +100,9 @@ impl fmt::Display for ValidationError {
             Self::NoUsableKey => f.write_str(
                 "no auth token is configured: webhooks are signed with the account's primary \
                  auth token (an API key secret cannot validate them)",
+            ),
+            Self::UnknownAccount => f.write_str(
+                "no auth token is configured for the account this request claims to come from",
             ),
             Self::UnknownAlgorithm => f.write_str(
                 "the X-Twilio-Webhooks-Signature-Settings header names an unsupported algorithm",

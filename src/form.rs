@@ -399,6 +399,27 @@ impl<'a> SortedParams<'a> {
     }
 }
 
+/// The decoded value of the first parameter called `name` in a form-encoded `body` (or query
+/// string), if it is there and valid. For choosing a key before the signature is checked: the
+/// result is not trusted until the signature verifies.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(crate) fn find_param(body: &[u8], name: &str) -> Option<String> {
+    let invalid = Cell::new(false);
+    body.split(|&b| b == b'&').find_map(|pair| {
+        let (raw_name, raw_value) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        let name_field = Field::in_body(raw_name, 0, raw_name.len(), true);
+        if !name_field.bytes(&invalid).eq(name.bytes()) {
+            return None;
+        }
+        let value_field = Field::in_body(raw_value, 0, raw_value.len(), true);
+        let value: Vec<u8> = value_field.bytes(&invalid).collect();
+        String::from_utf8(value).ok().filter(|_| !invalid.get())
+    })
+}
+
 /// Runs `f` with a zeroed buffer of at least `len` bytes: on the stack when that is small, as
 /// it is for every webhook Twilio documents, else on the heap.
 pub(crate) fn with_buffer<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
@@ -491,6 +512,16 @@ mod tests {
                 format!("k{}", String::from_utf8(value).unwrap())
             );
         }
+    }
+
+    #[test]
+    fn find_param_decodes_names_and_values() {
+        let body = b"To=%2B1&Account%53id=AC%31&AccountSid=AC2";
+        assert_eq!(find_param(body, "AccountSid").as_deref(), Some("AC1"));
+        assert_eq!(find_param(body, "To").as_deref(), Some("+1"));
+        assert_eq!(find_param(body, "From"), None);
+        assert_eq!(find_param(b"AccountSid=%FF", "AccountSid"), None);
+        assert_eq!(find_param(b"AccountSid=%zz", "AccountSid"), None);
     }
 
     #[test]

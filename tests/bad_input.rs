@@ -333,6 +333,7 @@ fn every_error_says_something_and_no_error_text_holds_a_secret() {
         ValidationError::InvalidUrl(InvalidUrl::EmptyHost),
         ValidationError::InvalidUrl(InvalidUrl::MalformedAuthority),
         ValidationError::NoUsableKey,
+        ValidationError::UnknownAccount,
         ValidationError::UnknownAlgorithm,
         ValidationError::UnknownSharedKey,
         ValidationError::MalformedSignatureSettings,

@@ -15,9 +15,11 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::BoxError;
-use super::layer::Shared;
+use super::key_source::KeyLookup;
+use super::layer::{Keys, Shared};
 use super::response::{Rejection, RejectionResponse};
-use super::service::{Unverified, check};
+use super::service::{Unverified, check, key_request};
+use crate::{ValidationError, Verified};
 
 pin_project! {
     /// The future of [`TwilioWebhook`](super::TwilioWebhook): no boxing, one state at a time.
@@ -44,6 +46,13 @@ pin_project! {
             #[pin]
             body: Collect<Limited<B>>,
             parts: Option<Parts>,
+            inner: Option<S>,
+            shared: Arc<Shared<R>>,
+        },
+        LookingUp {
+            lookup: KeyLookup,
+            parts: Option<Parts>,
+            bytes: Bytes,
             inner: Option<S>,
             shared: Arc<Shared<R>>,
         },
@@ -102,6 +111,30 @@ fn respond<R: RejectionResponse<ResBody>, ResBody>(
     response
 }
 
+/// Calls the inner service with the request marked, or answers the rejection.
+fn proceed<S, R, ResBody>(
+    mut parts: Parts,
+    bytes: Bytes,
+    mut inner: S,
+    verdict: Result<Verified, ValidationError>,
+    shared: &Shared<R>,
+) -> Result<S::Future, Response<ResBody>>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    R: RejectionResponse<ResBody>,
+{
+    match verdict {
+        Ok(verified) => {
+            parts.extensions.insert(verified);
+        }
+        Err(error) if shared.report_only => {
+            parts.extensions.insert(Unverified(error));
+        }
+        Err(error) => return Err(respond(shared, Rejection::Invalid(error))),
+    }
+    Ok(inner.call(Request::from_parts(parts, Full::new(bytes))))
+}
+
 impl<S, B, R, ResBody> Future for ResponseFuture<S, B, R>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
@@ -141,23 +174,57 @@ where
                             return Poll::Ready(Ok(respond(&shared, rejection)));
                         }
                     };
-                    let (Some(mut parts), Some(mut inner)) = (parts.take(), inner.take()) else {
+                    let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
                         unreachable!("the Reading state is left as soon as the body is read")
                     };
-                    match check(&parts, &bytes, &shared) {
-                        Ok(verified) => {
-                            parts.extensions.insert(verified);
+                    match &shared.keys {
+                        Keys::Static(validator) => {
+                            let verdict = check(&parts, &bytes, Some(validator), &shared);
+                            match proceed(parts, bytes, inner, verdict, &shared) {
+                                Ok(future) => state.set(State::Calling { future }),
+                                Err(response) => return Poll::Ready(Ok(response)),
+                            }
                         }
-                        Err(error) if shared.report_only => {
-                            parts.extensions.insert(Unverified(error));
-                        }
-                        Err(error) => {
-                            return Poll::Ready(Ok(respond(&shared, Rejection::Invalid(error))));
+                        Keys::Source(source) => {
+                            let lookup = source.validator(key_request(&parts, &bytes));
+                            state.set(State::LookingUp {
+                                lookup,
+                                parts: Some(parts),
+                                bytes,
+                                inner: Some(inner),
+                                shared,
+                            });
                         }
                     }
-                    let request = Request::from_parts(parts, Full::new(bytes));
-                    let future = inner.call(request);
-                    state.set(State::Calling { future });
+                }
+                StateProj::LookingUp {
+                    lookup,
+                    parts,
+                    bytes,
+                    inner,
+                    shared,
+                } => {
+                    let found = ready!(lookup.as_mut().poll(cx));
+                    let shared = Arc::clone(shared);
+                    let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
+                        unreachable!("the LookingUp state is left as soon as the lookup ends")
+                    };
+                    let validator = match found {
+                        Ok(validator) => validator,
+                        Err(error) => {
+                            tracing::warn!(
+                                target: "twilio_webhook",
+                                %error,
+                                "rejected Twilio webhook: the key lookup failed"
+                            );
+                            return Poll::Ready(Ok(respond(&shared, Rejection::KeyLookupFailed)));
+                        }
+                    };
+                    let verdict = check(&parts, bytes, validator.as_deref(), &shared);
+                    match proceed(parts, bytes.clone(), inner, verdict, &shared) {
+                        Ok(future) => state.set(State::Calling { future }),
+                        Err(response) => return Poll::Ready(Ok(response)),
+                    }
                 }
                 StateProj::Calling { future } => return future.poll(cx),
                 StateProj::Refused { response } => {

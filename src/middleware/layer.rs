@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::ConfigError;
+use super::key_source::KeySource;
 use super::request_url::{PublicUrl, Scheme, UrlSource};
 use super::response::DefaultRejection;
 use super::service::TwilioWebhook;
@@ -26,11 +27,29 @@ pub struct TwilioWebhookLayer<R = DefaultRejection> {
 /// What every clone of the service shares.
 #[derive(Debug)]
 pub(crate) struct Shared<R> {
-    pub(crate) validator: Validator,
+    pub(crate) keys: Keys,
     pub(crate) url: UrlSource,
     pub(crate) body_limit: usize,
     pub(crate) report_only: bool,
     pub(crate) rejection: R,
+}
+
+/// Where the keys come from.
+#[derive(Clone)]
+pub(crate) enum Keys {
+    /// One validator for every request: the fast, simple path.
+    Static(Validator),
+    /// A validator chosen per request.
+    Source(Arc<dyn KeySource>),
+}
+
+impl core::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Static(validator) => validator.fmt(f),
+            Self::Source(_) => f.write_str("KeySource"),
+        }
+    }
 }
 
 impl TwilioWebhookLayer {
@@ -46,9 +65,25 @@ impl TwilioWebhookLayer {
         if !validator.has_usable_key() {
             return Err(ConfigError::NoUsableKey);
         }
-        Ok(Self {
+        Ok(Self::with_keys(Keys::Static(validator)))
+    }
+
+    /// A layer that asks `source` for the validator of each request's account: for
+    /// subaccounts and multi-tenant servers (see [`AccountMap`](super::AccountMap)).
+    ///
+    /// An unknown account is refused with 403
+    /// ([`ValidationError::UnknownAccount`](crate::ValidationError::UnknownAccount)); a
+    /// failed lookup with 503 ([`Rejection::KeyLookupFailed`](super::Rejection)), so Twilio
+    /// retries instead of marking the webhook broken. A lookup that never ends holds the
+    /// request: put a timeout layer outside this one.
+    pub fn with_key_source(source: impl KeySource) -> Self {
+        Self::with_keys(Keys::Source(Arc::new(source)))
+    }
+
+    fn with_keys(keys: Keys) -> Self {
+        Self {
             shared: Arc::new(Shared {
-                validator,
+                keys,
                 url: UrlSource::FromRequest {
                     scheme: Scheme::Https,
                     trust_forwarded: false,
@@ -57,7 +92,7 @@ impl TwilioWebhookLayer {
                 report_only: false,
                 rejection: DefaultRejection,
             }),
-        })
+        }
     }
 }
 
@@ -129,7 +164,7 @@ impl<R: Clone> TwilioWebhookLayer<R> {
         let shared = Arc::unwrap_or_clone(self.shared);
         TwilioWebhookLayer {
             shared: Arc::new(Shared {
-                validator: shared.validator,
+                keys: shared.keys,
                 url: shared.url,
                 body_limit: shared.body_limit,
                 report_only: shared.report_only,
@@ -142,7 +177,7 @@ impl<R: Clone> TwilioWebhookLayer<R> {
 impl<R: Clone> Clone for Shared<R> {
     fn clone(&self) -> Self {
         Self {
-            validator: self.validator.clone(),
+            keys: self.keys.clone(),
             url: self.url.clone(),
             body_limit: self.body_limit,
             report_only: self.report_only,

@@ -79,6 +79,7 @@
 //! Inside `axum::Router::nest`, the layer sees the full path (it reads axum's `OriginalUri`).
 
 mod future;
+mod key_source;
 mod layer;
 mod request_url;
 mod response;
@@ -87,6 +88,7 @@ mod service;
 use core::fmt;
 
 pub use future::ResponseFuture;
+pub use key_source::{AccountMap, KeyLookup, KeyRequest, KeySource};
 pub use layer::{DEFAULT_BODY_LIMIT, TwilioWebhookLayer};
 pub use request_url::Scheme;
 pub use response::{DefaultRejection, Rejection, RejectionResponse};

@@ -18,6 +18,9 @@ pub enum Rejection {
     },
     /// The body could not be read (the client went away, a transport error). 400.
     BodyUnreadable,
+    /// The [`KeySource`](super::KeySource) failed. 503, so Twilio retries rather than
+    /// marking the webhook broken.
+    KeyLookupFailed,
 }
 
 impl Rejection {
@@ -27,6 +30,7 @@ impl Rejection {
             Self::Invalid(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::KeyLookupFailed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -39,6 +43,7 @@ impl core::fmt::Display for Rejection {
                 write!(f, "the request body is larger than the {limit}-byte limit")
             }
             Self::BodyUnreadable => f.write_str("the request body could not be read"),
+            Self::KeyLookupFailed => f.write_str("the key for this request could not be looked up"),
         }
     }
 }

@@ -80,10 +80,11 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unverified(pub crate::ValidationError);
 
-/// Checks the buffered request; logs why when it fails.
+/// Checks the buffered request with `validator`; logs why when it fails.
 pub(crate) fn check<R>(
     parts: &http::request::Parts,
     body: &[u8],
+    validator: Option<&crate::Validator>,
     shared: &Shared<R>,
 ) -> Result<crate::Verified, crate::ValidationError> {
     let url = shared
@@ -91,7 +92,8 @@ pub(crate) fn check<R>(
         .url(parts)
         .map_err(crate::ValidationError::InvalidUrl);
     let verdict = url.as_deref().map_err(Clone::clone).and_then(|url| {
-        shared.validator.verify(&crate::Webhook {
+        let validator = validator.ok_or(crate::ValidationError::UnknownAccount)?;
+        validator.verify(&crate::Webhook {
             url,
             content_type: header_str(parts, header::CONTENT_TYPE.as_str())?,
             body,
@@ -135,5 +137,26 @@ fn header_str<'p>(
         (None, _) => Ok(None),
         (Some(value), None) => value.to_str().map(Some).map_err(|_| malformed),
         (Some(_), Some(_)) => Err(malformed),
+    }
+}
+
+/// What a key source may look at. `AccountSid` comes from the form body, else the query.
+pub(crate) fn key_request(parts: &http::request::Parts, body: &[u8]) -> super::KeyRequest {
+    #[cfg(feature = "axum")]
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+    #[cfg(not(feature = "axum"))]
+    let uri = parts.uri.clone();
+    let account_sid = crate::form::find_param(body, "AccountSid").or_else(|| {
+        uri.query()
+            .and_then(|query| crate::form::find_param(query.as_bytes(), "AccountSid"))
+    });
+    super::KeyRequest {
+        account_sid,
+        method: parts.method.clone(),
+        uri,
+        headers: parts.headers.clone(),
     }
 }
