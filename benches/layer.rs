@@ -4,6 +4,10 @@
 //! `Form<Vec<(String, String)>>` and returns TwiML is called with the inbound-SMS webhook,
 //! without and with `TwilioWebhookLayer`, interleaved in one run; it prints both medians, the
 //! overhead in ns, and the overhead against the bare HMAC-SHA1 of the same signed bytes.
+//!
+//! Then, unless `--quick`, the same two routers served over loopback HTTP/1.1 and loaded by 16
+//! keep-alive client tasks in the same process, in interleaved one-second rounds: requests per
+//! second with and without the layer, and their ratio.
 
 mod support;
 
@@ -80,7 +84,8 @@ fn main() {
             assert_eq!(response.status(), 200);
         }),
     ];
-    let m = medians(&mut benches, rounds());
+    let rounds = rounds();
+    let m = medians(&mut benches, rounds);
     let overhead = m[2] - m[1];
     println!(
         "inbound SMS webhook ({} B body), axum router in process, medians:",
@@ -95,4 +100,93 @@ fn main() {
         overhead / m[0],
         m[2] / m[1]
     );
+    if rounds > 3 {
+        loopback(&params);
+    }
+}
+
+/// Requests per second over loopback HTTP, with and without the layer.
+fn loopback(params: &[(String, String)]) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let bare = serve(|_| None).await;
+        let guarded = serve(|addr| {
+            Some(
+                TwilioWebhookLayer::new(Validator::new(TOKEN))
+                    .unwrap()
+                    .public_url(&format!("http://{addr}"))
+                    .unwrap(),
+            )
+        })
+        .await;
+        let body = bytes::Bytes::from(form_body(params));
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for _ in 0..7 {
+            without.push(load(bare, &body, params).await);
+            with.push(load(guarded, &body, params).await);
+        }
+        with.sort_by(f64::total_cmp);
+        without.sort_by(f64::total_cmp);
+        let (with, without) = (with[with.len() / 2], without[without.len() / 2]);
+        println!("loopback HTTP/1.1, 16 keep-alive clients, medians of 7 one-second rounds:");
+        println!("  without the layer          {without:>8.0} req/s");
+        println!(
+            "  with the layer             {with:>8.0} req/s  ({:.1}% of without)",
+            100.0 * with / without
+        );
+    });
+}
+
+async fn serve(
+    layer: impl FnOnce(std::net::SocketAddr) -> Option<TwilioWebhookLayer>,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Router::new().route("/twilio/sms", post(sms));
+    let router = match layer(addr) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// Requests per second from 16 concurrent keep-alive clients during one second.
+async fn load(addr: std::net::SocketAddr, body: &bytes::Bytes, params: &[(String, String)]) -> f64 {
+    use http_body_util::{BodyExt, Full};
+    let url = format!("http://{addr}/twilio/sms");
+    let signature = compute_signature(TOKEN, &url, params);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, url, signature, body) =
+                (client.clone(), url.clone(), signature.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while std::time::Instant::now() < deadline {
+                    let request = Request::post(url.as_str())
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("x-twilio-signature", signature.as_str())
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    let response = client.request(request).await.unwrap();
+                    assert_eq!(response.status(), 200);
+                    response.into_body().collect().await.unwrap();
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    total as f64
 }

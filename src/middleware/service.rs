@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response, header};
+use http::header::{self, HeaderName};
+use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use tower_service::Service;
@@ -13,6 +14,7 @@ use super::BoxError;
 use super::future::ResponseFuture;
 use super::layer::Shared;
 use super::response::{Rejection, RejectionResponse};
+use crate::ValidationError;
 
 /// Refuses requests without a valid `X-Twilio-Signature`, then calls the inner service with
 /// the same request, its body buffered (`Full<Bytes>`).
@@ -95,10 +97,18 @@ pub(crate) fn check<R>(
         let validator = validator.ok_or(crate::ValidationError::UnknownAccount)?;
         validator.verify(&crate::Webhook {
             url,
-            content_type: header_str(parts, header::CONTENT_TYPE.as_str())?,
+            content_type: header_str(parts, &header::CONTENT_TYPE, ValidationError::UnsignedBody)?,
             body,
-            signature: header_str(parts, "x-twilio-signature")?,
-            signature_settings: header_str(parts, "x-twilio-webhooks-signature-settings")?,
+            signature: header_str(
+                parts,
+                &X_TWILIO_SIGNATURE,
+                ValidationError::MalformedSignature,
+            )?,
+            signature_settings: header_str(
+                parts,
+                &X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS,
+                ValidationError::MalformedSignatureSettings,
+            )?,
         })
     });
     if let Err(error) = &verdict {
@@ -118,22 +128,19 @@ pub(crate) fn check<R>(
     verdict
 }
 
-/// A header that appears at most once, as text. Repeated or non-text headers are malformed:
+static X_TWILIO_SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
+static X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS: HeaderName =
+    HeaderName::from_static("x-twilio-webhooks-signature-settings");
+
+/// A header that appears at most once, as text. A repeated or non-text header is `malformed`:
 /// which copy was meant cannot be known.
 fn header_str<'p>(
     parts: &'p http::request::Parts,
-    name: &str,
-) -> Result<Option<&'p str>, crate::ValidationError> {
+    name: &HeaderName,
+    malformed: ValidationError,
+) -> Result<Option<&'p str>, ValidationError> {
     let mut values = parts.headers.get_all(name).iter();
-    let (first, second) = (values.next(), values.next());
-    let malformed = if name == "x-twilio-signature" {
-        crate::ValidationError::MalformedSignature
-    } else if name == header::CONTENT_TYPE.as_str() {
-        crate::ValidationError::UnsignedBody
-    } else {
-        crate::ValidationError::MalformedSignatureSettings
-    };
-    match (first, second) {
+    match (values.next(), values.next()) {
         (None, _) => Ok(None),
         (Some(value), None) => value.to_str().map(Some).map_err(|_| malformed),
         (Some(_), Some(_)) => Err(malformed),
