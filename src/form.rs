@@ -314,6 +314,7 @@ impl<'a> SortedParams<'a> {
     }
 
     /// The pair ending at `end`: `name` if an `=` was seen, and the field since `start`.
+    #[inline]
     fn push_pair(
         &mut self,
         body: &'a [u8],

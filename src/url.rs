@@ -71,22 +71,23 @@ impl<'a> Candidate<'a> {
 
 impl<'a> SignedUrl<'a> {
     pub(crate) fn parse(url: &'a str) -> Result<Self, InvalidUrl> {
-        let scheme_end = url.find("://").ok_or(InvalidUrl::MissingScheme)?;
+        // Byte loops rather than substring searches: this runs on every request.
+        let bytes = url.as_bytes();
+        let scheme_end = bytes
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+            .unwrap_or(bytes.len());
         let scheme = &url[..scheme_end];
-        let scheme_ok = scheme
-            .as_bytes()
-            .first()
-            .is_some_and(u8::is_ascii_alphabetic)
-            && scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        let scheme_ok = bytes.first().is_some_and(u8::is_ascii_alphabetic)
+            && bytes[scheme_end..].starts_with(b"://");
         if !scheme_ok {
             return Err(InvalidUrl::MissingScheme);
         }
         let authority_start = scheme_end + 3;
         let after_scheme = &url[authority_start..];
         let authority_len = after_scheme
-            .find(['/', '?', '#'])
+            .bytes()
+            .position(|b| matches!(b, b'/' | b'?' | b'#'))
             .unwrap_or(after_scheme.len());
         let authority = &after_scheme[..authority_len];
         let rest = &after_scheme[authority_len..];
