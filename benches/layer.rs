@@ -9,18 +9,17 @@
 //! keep-alive client tasks in the same process, in interleaved one-second rounds: requests per
 //! second with and without the layer, and their ratio.
 
+#[path = "../tests/support/mod.rs"]
+mod fixtures;
 mod support;
-
-use std::hint::black_box;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Form;
 use axum::routing::post;
-use hmac::{Hmac, KeyInit, Mac};
+use fixtures::{form_body, sms_params};
 use http::Request;
-use sha1::Sha1;
-use support::{Bench, form_body, medians, rounds, sms_params};
+use support::{Bench, hmac_floor, medians, rounds};
 use tower::ServiceExt;
 use twilio_webhook::middleware::TwilioWebhookLayer;
 use twilio_webhook::{Validator, compute_signature, signed_string};
@@ -65,14 +64,9 @@ fn main() {
             .unwrap()
     };
     let signed = signed_string(url, &params);
-    let prepared = Hmac::<Sha1>::new_from_slice(TOKEN.as_bytes()).unwrap();
 
     let mut benches = [
-        Bench::new("floor", || {
-            let mut mac = prepared.clone();
-            mac.update(black_box(signed.as_bytes()));
-            black_box(mac.finalize());
-        }),
+        hmac_floor(TOKEN, signed.as_bytes()),
         Bench::new("without layer", || {
             let response = runtime.block_on(bare.clone().oneshot(request())).unwrap();
             assert_eq!(response.status(), 200);

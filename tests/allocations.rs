@@ -6,6 +6,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+mod support;
+
+use support::{form_body, sms_params};
 use twilio_webhook::{Validator, compute_signature};
 
 struct Counting;
@@ -37,33 +40,11 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-/// The inbound-SMS webhook Twilio sends: 20 parameters, ~560 bytes.
+/// The inbound-SMS webhook, with `extra` media parameters.
 fn sms(extra: usize) -> Vec<(String, String)> {
-    let mut params: Vec<(String, String)> = [
-        ("ToCountry", "US"),
-        ("ToState", "CA"),
-        ("SmsMessageSid", "SM8d2f4a6c9e1b3d5f7a9c2e4b6d8f0a1c"),
-        ("NumMedia", "0"),
-        ("ToCity", "SAN FRANCISCO"),
-        ("FromZip", "94105"),
-        ("SmsSid", "SM8d2f4a6c9e1b3d5f7a9c2e4b6d8f0a1c"),
-        ("FromState", "CA"),
-        ("SmsStatus", "received"),
-        ("FromCity", "SAN FRANCISCO"),
-        ("Body", "Hello from Twilio! Reply STOP to opt out. café ☕"),
-        ("FromCountry", "US"),
-        ("To", "+14155550100"),
-        ("MessagingServiceSid", "MG1a3c5e7b9d1f3a5c7e9b1d3f5a7c9e1b"),
-        ("ToZip", "94105"),
-        ("NumSegments", "1"),
-        ("MessageSid", "SM8d2f4a6c9e1b3d5f7a9c2e4b6d8f0a1c"),
-        ("AccountSid", "AC3f9a7c2e5b8d1f4a6c9e2b5d8f1a4c7e"),
-        ("From", "+14155550123"),
-        ("ApiVersion", "2010-04-01"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut params = sms_params();
+    // Non-ASCII escapes take the decoded-UTF-8 check: it allocates nothing either.
+    params.push(("Note".into(), "café ☕".into()));
     for i in 0..extra {
         params.push((
             format!("MediaUrl{i}"),
@@ -73,19 +54,11 @@ fn sms(extra: usize) -> Vec<(String, String)> {
     params
 }
 
-fn form_body(params: &[(String, String)]) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in params {
-        serializer.append_pair(name, value);
-    }
-    serializer.finish()
-}
-
 #[test]
 fn validate_body_allocates_nothing_for_an_sms_webhook_up_to_64_params() {
     let validator = Validator::new("7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60");
     let url = "https://api.example.com/twilio/sms?route=main";
-    for extra in [0, 12, 44] {
+    for extra in [0, 12, 43] {
         let params = sms(extra);
         let body = form_body(&params);
         let good = compute_signature("7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60", url, &params);

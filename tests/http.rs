@@ -1,6 +1,7 @@
 //! The layer in a real axum server over TCP on 127.0.0.1, called with a hyper client.
 
-use std::convert::Infallible;
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -9,9 +10,10 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use support::{chunked, form_body, sha256_hex};
 use twilio_webhook::middleware::{TwilioWebhookLayer, Unverified};
 use twilio_webhook::{Validator, Verified, compute_signature};
 
@@ -57,12 +59,6 @@ where
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn form(params: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish()
-}
-
 fn post_form(url: &str, signed_url: &str, params: &[(&str, &str)]) -> Request<Full<Bytes>> {
     Request::post(url)
         .header("content-type", FORM)
@@ -70,7 +66,7 @@ fn post_form(url: &str, signed_url: &str, params: &[(&str, &str)]) -> Request<Fu
             "x-twilio-signature",
             compute_signature(TOKEN, signed_url, params),
         )
-        .body(Full::new(Bytes::from(form(params))))
+        .body(Full::new(Bytes::from(form_body(params))))
         .unwrap()
 }
 
@@ -131,7 +127,7 @@ async fn forged_tampered_unsigned_and_misdirected_requests_get_403_and_reach_not
     let (addr, seen) = serve_default().await;
     let url = format!("http://{addr}/twilio/sms");
     let mut tampered = post_form(&url, &url, PARAMS);
-    *tampered.body_mut() = Full::new(Bytes::from(form(&[("Body", "send $1000")])));
+    *tampered.body_mut() = Full::new(Bytes::from(form_body(&[("Body", "send $1000")])));
     let mut unsigned = post_form(&url, &url, PARAMS);
     unsigned.headers_mut().remove("x-twilio-signature");
     let mut forged = post_form(&url, &url, PARAMS);
@@ -166,13 +162,7 @@ async fn forged_tampered_unsigned_and_misdirected_requests_get_403_and_reach_not
 async fn json_and_get_webhooks_pass() {
     let (addr, _) = serve_default().await;
     let body = br#"{"event":"call.completed","note":"naive cafe"}"#;
-    let hash: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(body)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let hash = sha256_hex(body);
     let url = format!("http://{addr}/twilio/events?bodySHA256={hash}");
     let signature = compute_signature(TOKEN, &url, &[] as &[(&str, &str)]);
     let request = Request::post(&url)
@@ -213,18 +203,13 @@ async fn an_oversized_body_gets_413_and_reaches_nothing() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
     // Streamed without a Content-Length, in small chunks: refused once past the limit.
-    let chunks: Vec<Result<http_body::Frame<Bytes>, Infallible>> = form(&params)
-        .into_bytes()
-        .chunks(10)
-        .map(|c| Ok(http_body::Frame::data(Bytes::copy_from_slice(c))))
-        .collect();
     let request = Request::post(&url)
         .header("content-type", FORM)
         .header(
             "x-twilio-signature",
             compute_signature(TOKEN, &url, &params),
         )
-        .body(StreamBody::new(Chunks(chunks.into_iter())))
+        .body(chunked(form_body(&params).as_bytes(), 10))
         .unwrap();
     assert_eq!(send(request).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(seen.0.lock().unwrap().is_empty());
@@ -234,31 +219,14 @@ async fn an_oversized_body_gets_413_and_reaches_nothing() {
 async fn a_body_sent_in_many_small_chunks_is_verified_whole() {
     let (addr, seen) = serve_default().await;
     let url = format!("http://{addr}/twilio/sms");
-    let chunks: Vec<Result<http_body::Frame<Bytes>, Infallible>> = form(PARAMS)
-        .into_bytes()
-        .chunks(5)
-        .map(|c| Ok(http_body::Frame::data(Bytes::copy_from_slice(c))))
-        .collect();
     let request = Request::post(&url)
         .header("content-type", FORM)
         .header("x-twilio-signature", compute_signature(TOKEN, &url, PARAMS))
-        .body(StreamBody::new(Chunks(chunks.into_iter())))
+        .body(chunked(form_body(PARAMS).as_bytes(), 5))
         .unwrap();
     assert_eq!(send(request).await, (StatusCode::OK, "verified".into()));
     assert_eq!(seen.0.lock().unwrap().as_slice(), [owned(PARAMS)]);
 }
-
-struct Chunks<T>(std::vec::IntoIter<T>);
-impl<T> futures_core::Stream for Chunks<T> {
-    type Item = T;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<T>> {
-        std::task::Poll::Ready(self.0.next())
-    }
-}
-impl<T> Unpin for Chunks<T> {}
 
 #[tokio::test]
 async fn public_url_with_a_path_prefix_behind_a_proxy() {

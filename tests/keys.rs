@@ -1,5 +1,7 @@
 //! Keys as deployments have them: rotation, subaccounts, shared keys (HMAC-SHA256).
 
+mod support;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use serde::Deserialize;
+use support::{Case, conformance, form_body, sha256_hex};
 use tower::{ServiceBuilder, ServiceExt};
 use twilio_webhook::middleware::{
     AccountMap, KeyLookup, KeyRequest, KeySource, Rejection, TwilioWebhookLayer, Unverified,
@@ -20,12 +22,6 @@ const NEW: &str = "7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60";
 const URL: &str = "https://hooks.example.com/sms";
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 
-fn body(params: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish()
-}
-
 // --- Rotation -------------------------------------------------------------------------------
 
 #[test]
@@ -33,7 +29,7 @@ fn a_rotated_token_is_accepted_during_the_overlap_and_refused_after_removal() {
     let params = [("From", "+14155550123"), ("Body", "rotation")];
     let by_old = compute_signature(OLD, URL, &params);
     let by_new = compute_signature(NEW, URL, &params);
-    let form = body(&params);
+    let form = form_body(&params);
     let webhook = |signature| twilio_webhook::Webhook {
         url: URL,
         content_type: FORM,
@@ -118,7 +114,7 @@ fn signed_request(token: &str, params: &[(&str, &str)]) -> Request<Full<Bytes>> 
     Request::post("/sms")
         .header("content-type", FORM.unwrap())
         .header("x-twilio-signature", compute_signature(token, URL, params))
-        .body(Full::new(Bytes::from(body(params))))
+        .body(Full::new(Bytes::from(form_body(params))))
         .unwrap()
 }
 
@@ -283,13 +279,7 @@ async fn a_custom_source_can_key_json_webhooks_by_route() {
         }
     }
     let json = br#"{"event":"x"}"#;
-    let hash: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(json)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let hash = sha256_hex(json);
     let path = format!("/tenants/acme/events?bodySHA256={hash}");
     let url = format!("https://hooks.example.com{path}");
     let request = |path: &str, token: &str| {
@@ -316,29 +306,10 @@ async fn a_custom_source_can_key_json_webhooks_by_route() {
 
 // --- Shared keys (HMAC-SHA256) --------------------------------------------------------------
 
-#[derive(Deserialize)]
-struct Conformance {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    auth_token: String,
-    url: String,
-    form_body: Option<String>,
-    header_signature: Option<String>,
-    signature_settings_header: Option<String>,
-    expected_valid: bool,
-    tags: Vec<String>,
-}
-
 fn shared_key_cases() -> Vec<Case> {
-    let text = std::fs::read_to_string("tests/data/conformance.json").unwrap();
-    let cases: Vec<Case> = serde_json::from_str::<Conformance>(&text).unwrap().cases;
-    let shared: Vec<Case> = cases
+    let shared: Vec<Case> = conformance()
         .into_iter()
-        .filter(|c| c.tags.iter().any(|t| t == "sharedkey"))
+        .filter(|c| c.tagged("sharedkey"))
         .collect();
     assert_eq!(shared.len(), 2);
     shared

@@ -1,12 +1,15 @@
 //! The layer in process (`ServiceExt::oneshot`): every builder option, every rejection kind.
 
+mod support;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
+use support::{chunked, form_body, sha256_hex, streamed};
 use tower::{ServiceBuilder, ServiceExt};
 use twilio_webhook::middleware::{ConfigError, Rejection, Scheme, TwilioWebhookLayer, Unverified};
 use twilio_webhook::{
@@ -52,9 +55,7 @@ async fn call(
 }
 
 fn signed_form(url: &str, path: &str, params: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
+    let body = form_body(params);
     Request::post(path)
         .header("host", "internal:8080")
         .header("content-type", FORM)
@@ -238,14 +239,6 @@ async fn json_webhooks_are_checked_through_body_sha256() {
     assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
 }
 
-fn sha256_hex(body: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[tokio::test]
 async fn get_webhooks_sign_the_url_with_its_query() {
     let url = "https://hooks.example.com/voice?CallSid=CA1&From=%2B1415";
@@ -303,7 +296,7 @@ async fn an_oversized_body_is_413_before_or_while_reading() {
         .collect();
     let request = Request::post("/sms")
         .header("content-type", FORM)
-        .body(StreamBody::new(tokio_stream_iter(chunks)))
+        .body(streamed(chunks))
         .unwrap();
     let service = ServiceBuilder::new()
         .layer(layer)
@@ -323,7 +316,7 @@ async fn an_unreadable_body_is_400() {
     ];
     let request = Request::post("/sms")
         .header("content-type", FORM)
-        .body(StreamBody::new(tokio_stream_iter(chunks)))
+        .body(streamed(chunks))
         .unwrap();
     let called = Arc::new(AtomicUsize::new(0));
     let inner_called = Arc::clone(&called);
@@ -346,21 +339,14 @@ async fn an_unreadable_body_is_400() {
 /// A body that arrives in many small chunks is verified as a whole.
 #[tokio::test]
 async fn a_body_in_many_small_chunks_is_reassembled() {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(PARAMS)
-        .finish();
-    let chunks: Vec<Result<http_body::Frame<Bytes>, Infallible>> = body
-        .as_bytes()
-        .chunks(3)
-        .map(|chunk| Ok(http_body::Frame::data(Bytes::copy_from_slice(chunk))))
-        .collect();
+    let body = form_body(PARAMS);
     let request = Request::post("/sms")
         .header("content-type", FORM)
         .header(
             "x-twilio-signature",
             compute_signature(TOKEN, "https://hooks.example.com/sms", PARAMS),
         )
-        .body(StreamBody::new(tokio_stream_iter(chunks)))
+        .body(chunked(body.as_bytes(), 3))
         .unwrap();
     let service = ServiceBuilder::new().layer(layer()).service_fn(
         |request: Request<Full<Bytes>>| async move {
@@ -372,21 +358,6 @@ async fn a_body_in_many_small_chunks_is_reassembled() {
     assert_eq!(response.status(), StatusCode::OK);
     let echoed = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(echoed, body.as_bytes());
-}
-
-fn tokio_stream_iter<T>(items: Vec<T>) -> impl futures_core::Stream<Item = T> {
-    struct Iter<T>(std::vec::IntoIter<T>);
-    impl<T> futures_core::Stream for Iter<T> {
-        type Item = T;
-        fn poll_next(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<T>> {
-            std::task::Poll::Ready(self.0.next())
-        }
-    }
-    impl<T> Unpin for Iter<T> {}
-    Iter(items.into_iter())
 }
 
 #[tokio::test]

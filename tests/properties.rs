@@ -1,6 +1,9 @@
 //! Properties over random URLs, parameters and tokens.
 
+mod support;
+
 use proptest::prelude::*;
+use support::form_body;
 use twilio_webhook::{ValidationError, Validator, compute_signature, signed_string};
 
 /// Names and values with the characters that trip validators up: unicode, the form
@@ -62,14 +65,6 @@ fn url() -> impl Strategy<Value = String> {
             url
         },
     )
-}
-
-fn form_body(params: &[(String, String)]) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in params {
-        serializer.append_pair(name, value);
-    }
-    serializer.finish()
 }
 
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");

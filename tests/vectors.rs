@@ -2,64 +2,10 @@
 //!
 //! A failure names the case, so the vector can be found in tests/data/.
 
-use serde::Deserialize;
+mod support;
+
+use support::{conformance, form_body, published};
 use twilio_webhook::{KeyUsed, ValidationError, Validator, Webhook, signed_string};
-
-#[derive(Deserialize)]
-struct Published {
-    vectors: Vec<PublishedVector>,
-}
-
-#[derive(Deserialize)]
-struct PublishedVector {
-    source: String,
-    token: String,
-    url: String,
-    params: Option<Vec<(String, String)>>,
-    body: Option<String>,
-    signature: String,
-    expected_valid: bool,
-    signed_string: String,
-}
-
-#[derive(Deserialize)]
-struct Conformance {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    auth_token: String,
-    url: String,
-    params: Option<Vec<(String, String)>>,
-    form_body: Option<String>,
-    raw_body: Option<String>,
-    content_type: Option<String>,
-    header_signature: Option<String>,
-    signed_string: Option<String>,
-    signature_settings_header: Option<String>,
-    expected_valid: bool,
-    tags: Vec<String>,
-}
-
-fn published() -> Vec<PublishedVector> {
-    let text = std::fs::read_to_string("tests/data/sdk-published.json").unwrap();
-    serde_json::from_str::<Published>(&text).unwrap().vectors
-}
-
-fn conformance() -> Vec<Case> {
-    let text = std::fs::read_to_string("tests/data/conformance.json").unwrap();
-    serde_json::from_str::<Conformance>(&text).unwrap().cases
-}
-
-fn form_encode(params: &[(String, String)]) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in params {
-        serializer.append_pair(name, value);
-    }
-    serializer.finish()
-}
 
 #[test]
 fn every_published_sdk_vector_through_validate_and_validate_body() {
@@ -87,7 +33,7 @@ fn every_published_sdk_vector_through_validate_and_validate_body() {
                     "{case}: validate {verdict:?}"
                 );
 
-                let body = form_encode(&params);
+                let body = form_body(&params);
                 let verdict = validator.validate_body(
                     &v.url,
                     Some("application/x-www-form-urlencoded"),
@@ -114,13 +60,8 @@ fn every_conformance_case_through_validate_body_and_verify() {
     let cases = conformance();
     assert_eq!(cases.len(), 57);
     for c in &cases {
-        let sharedkey = c.tags.iter().any(|t| t == "sharedkey");
-        let body = c
-            .form_body
-            .as_deref()
-            .or(c.raw_body.as_deref())
-            .unwrap_or("")
-            .as_bytes();
+        let sharedkey = c.tagged("sharedkey");
+        let body = c.body();
         let webhook = Webhook {
             url: &c.url,
             content_type: c.content_type.as_deref(),
@@ -129,11 +70,7 @@ fn every_conformance_case_through_validate_body_and_verify() {
             signature_settings: c.signature_settings_header.as_deref(),
         };
         let validator = if sharedkey {
-            let settings = c.signature_settings_header.as_deref().unwrap();
-            let id = settings
-                .split(',')
-                .find_map(|e| e.strip_prefix("key="))
-                .unwrap();
+            let id = c.shared_key_id().unwrap();
             Validator::new("not-the-shared-key").add_shared_key(id, &c.auth_token)
         } else {
             Validator::new(&c.auth_token)
@@ -191,7 +128,7 @@ fn every_conformance_form_case_through_validate() {
     for c in conformance() {
         // JSON bodies cannot be handed over as parameters; shared keys need the settings
         // header, which `validate` does not take. Both are covered above.
-        if c.raw_body.is_some() || c.tags.iter().any(|t| t == "sharedkey") {
+        if c.raw_body.is_some() || c.tagged("sharedkey") {
             continue;
         }
         let params = c.params.clone().unwrap_or_default();
@@ -239,12 +176,7 @@ fn negative_conformance_cases_fail_for_the_stated_reason() {
     let cases = conformance();
     for (name, reason) in reasons {
         let c = cases.iter().find(|c| c.name == name).expect(name);
-        let body = c
-            .form_body
-            .as_deref()
-            .or(c.raw_body.as_deref())
-            .unwrap_or("")
-            .as_bytes();
+        let body = c.body();
         let verdict = Validator::new(&c.auth_token).validate_body(
             &c.url,
             c.content_type.as_deref(),
