@@ -457,3 +457,53 @@ async fn a_missing_host_in_derive_mode_is_refused_not_guessed() {
         ))
     );
 }
+
+#[tokio::test]
+async fn unsigned_and_malformed_bodies_are_refused_by_the_layer() {
+    let signature = compute_signature(TOKEN, "https://hooks.example.com/sms", PARAMS);
+    for (content_type, body, error) in [
+        (
+            Some("application/json"),
+            &br#"{"Body":"not covered by any signature"}"#[..],
+            ValidationError::UnsignedBody,
+        ),
+        (None, b"From=%2B1", ValidationError::UnsignedBody),
+        (
+            Some(FORM),
+            b"From=%ZZ",
+            ValidationError::MalformedBody(twilio_webhook::MalformedBody::InvalidPercentEncoding),
+        ),
+        (
+            Some(FORM),
+            b"From=%FF",
+            ValidationError::MalformedBody(twilio_webhook::MalformedBody::InvalidUtf8),
+        ),
+    ] {
+        let mut request = Request::post("/sms").header("x-twilio-signature", signature.as_str());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let request = request.body(Full::new(Bytes::from_static(body))).unwrap();
+        let (response, seen) = call(layer(), request).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{content_type:?}");
+        assert_eq!(response.extensions().get::<ValidationError>(), Some(&error));
+        assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+    }
+}
+
+/// The service is usable wherever tower and axum need it to be.
+#[test]
+fn the_service_and_its_future_are_send_sync_and_clone() {
+    fn assert_service<S: Clone + Send + Sync + 'static>(_: &S) {}
+    fn assert_send<F: Send>(_: &F) {}
+    let service =
+        ServiceBuilder::new()
+            .layer(layer())
+            .service_fn(|_: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            });
+    assert_service(&service);
+    let mut clone = service.clone();
+    let future = tower::Service::call(&mut clone, Request::new(Full::new(Bytes::new())));
+    assert_send(&future);
+}
