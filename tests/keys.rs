@@ -423,3 +423,24 @@ fn shared_keys_rotate_by_id() {
         Err(ValidationError::UnknownSharedKey)
     );
 }
+
+#[tokio::test]
+async fn an_async_closure_is_a_key_source_and_may_take_its_time() {
+    let source = |request: KeyRequest| async move {
+        // A database round trip.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let token = match request.account_sid.as_deref() {
+            Some(sid) if sid == SUB.0 => Some(SUB.1),
+            _ => None,
+        };
+        Ok::<_, twilio_webhook::middleware::BoxError>(
+            token.map(|token| Arc::new(Validator::new(token))),
+        )
+    };
+    let params = [("AccountSid", SUB.0), ("Body", "hi")];
+    let (response, calls, verified, _) = call(layer(source), signed_request(SUB.1, &params)).await;
+    assert_eq!((response.status(), calls), (StatusCode::OK, 1));
+    assert_eq!(verified.unwrap().key, KeyUsed::AuthToken { index: 0 });
+    let (response, calls, _, _) = call(layer(source), signed_request(PARENT.1, &params)).await;
+    assert_eq!((response.status(), calls), (StatusCode::FORBIDDEN, 0));
+}

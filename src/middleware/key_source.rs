@@ -61,6 +61,32 @@ pub trait KeySource: Send + Sync + 'static {
     fn validator(&self, request: KeyRequest) -> KeyLookup;
 }
 
+/// Any async function of the request is a key source:
+///
+/// ```
+/// use std::sync::Arc;
+/// use twilio_webhook::Validator;
+/// use twilio_webhook::middleware::{BoxError, KeyRequest, TwilioWebhookLayer};
+///
+/// let layer = TwilioWebhookLayer::with_key_source(|request: KeyRequest| async move {
+///     // e.g. SELECT auth_token FROM accounts WHERE sid = $1
+///     let token = match request.account_sid.as_deref() {
+///         Some("AC11111111111111111111111111111111") => Some("token of that account"),
+///         _ => None,
+///     };
+///     Ok::<_, BoxError>(token.map(|token| Arc::new(Validator::new(token))))
+/// });
+/// ```
+impl<F, Fut> KeySource for F
+where
+    F: Fn(KeyRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<Arc<Validator>>, BoxError>> + Send + 'static,
+{
+    fn validator(&self, request: KeyRequest) -> KeyLookup {
+        Box::pin(self(request))
+    }
+}
+
 /// A ready-made [`KeySource`]: auth tokens in memory, by `AccountSid`.
 ///
 /// ```

@@ -111,6 +111,14 @@ pub(crate) fn check<R>(
             )?,
         })
     });
+    if let Ok(verified) = &verdict {
+        tracing::debug!(
+            target: "twilio_webhook",
+            url_variant = %verified.url_variant,
+            key = ?verified.key,
+            "verified Twilio webhook"
+        );
+    }
     if let Err(error) = &verdict {
         let tried = url
             .as_deref()
