@@ -38,6 +38,19 @@
 //! assert!(validator.validate_body(url, content_type, body, &header).is_ok());
 //! ```
 //!
+//! # The middleware
+//!
+//! With the default feature `tower` (and `axum`), the `middleware` module adds
+//! `TwilioWebhookLayer`: one layer on an axum router, or around any hyper / tower service,
+//! refuses forged webhooks before a handler sees them. Its docs have the examples.
+//!
+//! # Deployment caveat
+//!
+//! The signature covers the URL **Twilio** requested. Behind a TLS terminator, load balancer or
+//! tunnel the server sees another scheme, host or port: give the validator (or the layer's
+//! `public_url`) the public URL configured in Twilio, never one rebuilt from what the server
+//! sees unless the proxy in front is trusted.
+//!
 //! # Security notes
 //!
 //! - Use the account's **primary auth token**. API key secrets cannot validate webhooks.
