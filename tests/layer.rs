@@ -507,3 +507,46 @@ fn the_service_and_its_future_are_send_sync_and_clone() {
     let future = tower::Service::call(&mut clone, Request::new(Full::new(Bytes::new())));
     assert_send(&future);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever the headers, path and body, the layer answers (never panics, never `Err`) and
+    /// never lets an unsigned request through.
+    #[test]
+    fn arbitrary_requests_are_answered_and_never_passed_unsigned(
+        path in "/[ -~]{0,30}",
+        host in "[ -~]{0,30}",
+        forwarded in "[ -~]{0,40}",
+        content_type in "[ -~]{0,40}",
+        signature in "[ -~]{0,50}",
+        settings in "[ -~]{0,50}",
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        trust in proptest::prelude::any::<bool>(),
+    ) {
+        let Ok(uri) = path.parse::<http::Uri>() else { return Ok(()) };
+        let mut builder = Request::post(uri);
+        for (name, value) in [
+            ("host", &host),
+            ("forwarded", &forwarded),
+            ("x-forwarded-host", &forwarded),
+            ("content-type", &content_type),
+            ("x-twilio-signature", &signature),
+            ("x-twilio-webhooks-signature-settings", &settings),
+        ] {
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                builder = builder.header(name, value);
+            }
+        }
+        let request = builder.body(Full::new(Bytes::from(body))).unwrap();
+        let layer = if trust {
+            TwilioWebhookLayer::new(Validator::new(TOKEN)).unwrap().trust_forwarded_headers()
+        } else {
+            layer()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (response, seen) = runtime.block_on(call(layer, request));
+        proptest::prop_assert!(response.status().is_client_error());
+        proptest::prop_assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+    }
+}
