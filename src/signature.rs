@@ -31,12 +31,12 @@ pub(crate) type HmacSha256 = Hmac<sha2::Sha256>;
 /// assert_eq!(signature, "L/OH5YylLD5NRKLltdqwSvS0BnU=");
 /// ```
 pub fn compute_signature<K: AsRef<str>, V: AsRef<str>>(
-    auth_token: &str,
+    auth_token: impl AsRef<str>,
     url: &str,
     params: &[(K, V)],
 ) -> String {
-    let mut mac =
-        HmacSha1::new_from_slice(auth_token.as_bytes()).expect("HMAC accepts a key of any length");
+    let mut mac = HmacSha1::new_from_slice(auth_token.as_ref().as_bytes())
+        .expect("HMAC accepts a key of any length");
     let mut sorted = SortedParams::new();
     sorted.fill_from_pairs(params);
     let params = sorted;
