@@ -66,8 +66,14 @@ impl<'a> Field<'a> {
                 *slot = byte;
             }
         } else {
+            // One word read past the name inside its buffer, masked to the name.
             let n = self.raw.len().min(8);
-            bytes[..n].copy_from_slice(&self.raw[..n]);
+            let in_name = if n == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (n * 8)) - 1
+            };
+            return (word_at(self.ext, 0) & in_name).swap_bytes();
         }
         u64::from_be_bytes(bytes)
     }
@@ -149,6 +155,19 @@ impl<'a> Field<'a> {
             return Err(MalformedBody::InvalidUtf8);
         }
         Ok(o)
+    }
+}
+
+/// The 8 bytes of `buf` from `i` as a little-endian word, zero-padded past its end.
+fn word_at(buf: &[u8], i: usize) -> u64 {
+    match buf.get(i..i + 8) {
+        Some(chunk) => u64::from_le_bytes(chunk.try_into().expect("8 bytes")),
+        None => {
+            let mut last = [0u8; 8];
+            let tail = buf.get(i..).unwrap_or_default();
+            last[..tail.len()].copy_from_slice(tail);
+            u64::from_le_bytes(last)
+        }
     }
 }
 
@@ -275,15 +294,8 @@ impl<'a> SortedParams<'a> {
         let mut encoded = false;
         let mut i = 0;
         while i < body.len() {
-            let word = match body.get(i..i + 8) {
-                Some(chunk) => u64::from_le_bytes(chunk.try_into().expect("8 bytes")),
-                None => {
-                    // Zero padding matches none of the four bytes.
-                    let mut last = [0u8; 8];
-                    last[..body.len() - i].copy_from_slice(&body[i..]);
-                    u64::from_le_bytes(last)
-                }
-            };
+            // Zero padding past the end matches none of the four bytes.
+            let word = word_at(body, i);
             let mut delimiters = bytes_equal_to(word, b'&') | bytes_equal_to(word, b'=');
             let mut escapes = bytes_equal_to(word, b'%') | bytes_equal_to(word, b'+');
             while delimiters != 0 {
@@ -355,13 +367,10 @@ impl<'a> SortedParams<'a> {
                 .then_with(|| a.value.cmp(b.value, &invalid))
         };
         let mut start = 0;
-        while start < order.len() {
-            let prefix = order[start] >> 64;
-            let end = start
-                + order[start..]
-                    .iter()
-                    .take_while(|key| *key >> 64 == prefix)
-                    .count();
+        for end in 1..=order.len() {
+            if end < order.len() && order[end] >> 64 == order[start] >> 64 {
+                continue;
+            }
             if end - start > 1 {
                 order[start..end].sort_unstable_by(full);
             }
