@@ -202,31 +202,21 @@ struct Decoded<'a, 'c> {
     invalid: &'c Cell<bool>,
 }
 
-impl Decoded<'_, '_> {
-    /// `rest` is what follows a `%`; `escape_at` wants the `%` too, and any byte will do.
-    fn raw_with_percent(&self, rest: &[u8]) -> [u8; 3] {
-        [
-            b'%',
-            rest.first().copied().unwrap_or(0),
-            rest.get(1).copied().unwrap_or(0),
-        ]
-    }
-}
-
 impl Iterator for Decoded<'_, '_> {
     type Item = u8;
 
     fn next(&mut self) -> Option<u8> {
-        let (&first, rest) = self.raw.split_first()?;
+        let raw = self.raw;
+        let (&first, rest) = raw.split_first()?;
         self.raw = rest;
         if !self.encoded {
             return Some(first);
         }
         match first {
             b'+' => Some(b' '),
-            b'%' => match escape_at(&self.raw_with_percent(rest), 0) {
+            b'%' => match escape_at(raw, 0) {
                 Some(byte) => {
-                    self.raw = &rest[2..];
+                    self.raw = &raw[3..];
                     Some(byte)
                 }
                 None => {
