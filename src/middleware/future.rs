@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
+use bytes::{Buf, BufMut, BytesMut};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::combinators::Collect;
 use http_body_util::{Full, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -44,7 +44,7 @@ pin_project! {
     {
         Reading {
             #[pin]
-            body: Collect<Limited<B>>,
+            body: Buffer<B>,
             parts: Option<Parts>,
             inner: Option<S>,
             shared: Arc<Shared<R>>,
@@ -73,12 +73,7 @@ where
     B::Error: Into<BoxError>,
     R: RejectionResponse<ResBody>,
 {
-    pub(crate) fn reading(
-        parts: Parts,
-        body: Collect<Limited<B>>,
-        inner: S,
-        shared: Arc<Shared<R>>,
-    ) -> Self {
+    pub(crate) fn reading(parts: Parts, body: Buffer<B>, inner: S, shared: Arc<Shared<R>>) -> Self {
         Self {
             state: State::Reading {
                 body,
@@ -94,6 +89,63 @@ where
             state: State::Refused {
                 response: Some(respond(shared, rejection)),
             },
+        }
+    }
+}
+
+pin_project! {
+    /// The whole body, within the limit. A body that arrives in one piece, as a small webhook
+    /// does, is kept as that piece: no copy, no allocation.
+    pub(crate) struct Buffer<B> {
+        #[pin]
+        body: Limited<B>,
+        first: Option<Bytes>,
+        more: Option<BytesMut>,
+    }
+}
+
+impl<B> Buffer<B> {
+    pub(crate) fn new(body: B, limit: usize) -> Self {
+        Self {
+            body: Limited::new(body, limit),
+            first: None,
+            more: None,
+        }
+    }
+}
+
+impl<B> Future for Buffer<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Bytes, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let Some(frame) = ready!(this.body.as_mut().poll_frame(cx)) else {
+                let bytes = match (this.more.take(), this.first.take()) {
+                    (Some(more), _) => more.freeze(),
+                    (None, first) => first.unwrap_or_default(),
+                };
+                return Poll::Ready(Ok(bytes));
+            };
+            // Trailers are not part of what Twilio signs.
+            let Ok(mut data) = frame?.into_data() else {
+                continue;
+            };
+            let bytes = data.copy_to_bytes(data.remaining());
+            match (this.first.take(), this.more.as_mut()) {
+                (None, None) => *this.first = Some(bytes),
+                (Some(first), _) => {
+                    let mut more = BytesMut::with_capacity(first.len() + bytes.len());
+                    more.put(first);
+                    more.put(bytes);
+                    *this.more = Some(more);
+                }
+                (None, Some(more)) => more.put(bytes),
+            }
         }
     }
 }
@@ -157,7 +209,7 @@ where
                     let collected = ready!(body.poll(cx));
                     let shared = Arc::clone(shared);
                     let bytes = match collected {
-                        Ok(collected) => collected.to_bytes(),
+                        Ok(bytes) => bytes,
                         Err(error) => {
                             let rejection = if error.is::<LengthLimitError>() {
                                 Rejection::PayloadTooLarge {

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use tower_service::Service;
 
 use super::BoxError;
-use super::future::ResponseFuture;
+use super::future::{Buffer, ResponseFuture};
 use super::layer::Shared;
 use super::response::{Rejection, RejectionResponse};
 use crate::ValidationError;
@@ -73,7 +73,7 @@ where
         }
 
         let (parts, body) = request.into_parts();
-        let body = Limited::new(body, limit).collect();
+        let body = Buffer::new(body, limit);
         ResponseFuture::reading(parts, body, inner, shared)
     }
 }
