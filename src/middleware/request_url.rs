@@ -1,5 +1,7 @@
 //! Which URL Twilio requested, seen from behind whatever terminates TLS.
 
+use std::borrow::Cow;
+
 use http::header::{FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, UPGRADE};
 use http::request::Parts;
 
@@ -95,10 +97,16 @@ fn raw_path_and_query(parts: &Parts) -> &str {
 }
 
 impl UrlSource {
-    /// The URL Twilio requested, or why it cannot be known.
-    pub(crate) fn url(&self, parts: &Parts) -> Result<String, InvalidUrl> {
+    /// The URL Twilio requested, written into `buf` (no allocation for URLs up to 256
+    /// bytes), or why it cannot be known.
+    pub(crate) fn write_url<'b>(
+        &self,
+        parts: &Parts,
+        buf: &'b mut UrlBuf,
+    ) -> Result<&'b str, InvalidUrl> {
         let websocket = is_websocket_upgrade(&parts.headers);
         let path_and_query = raw_path_and_query(parts);
+        buf.clear();
         match self {
             Self::Public(public) => {
                 let base = if websocket {
@@ -106,30 +114,43 @@ impl UrlSource {
                 } else {
                     &public.base
                 };
-                Ok([base.as_str(), path_and_query].concat())
+                buf.extend_from_slice(base.as_bytes());
             }
             Self::FromRequest {
                 scheme,
                 trust_forwarded,
             } => {
-                let mut scheme = scheme.as_str(websocket).to_owned();
-                let mut authority = request_authority(parts)?.to_owned();
+                let mut scheme = Cow::Borrowed(scheme.as_str(websocket));
+                let mut authority = Cow::Borrowed(request_authority(parts)?);
                 if *trust_forwarded {
                     if let Some((proto, host)) = forwarded(&parts.headers) {
                         if let Some(proto) = proto {
-                            scheme = websocket_scheme(proto, websocket);
+                            scheme = Cow::Owned(websocket_scheme(proto, websocket));
                         }
                         if let Some(host) = host {
-                            authority = host;
+                            authority = Cow::Owned(host);
                         }
                     }
                 }
                 check_authority(&authority)?;
-                Ok(format!("{scheme}://{authority}{path_and_query}"))
+                buf.extend_from_slice(scheme.as_bytes());
+                buf.extend_from_slice(b"://");
+                buf.extend_from_slice(authority.as_bytes());
             }
         }
+        buf.extend_from_slice(path_and_query.as_bytes());
+        // Every piece is a `&str`, so this cannot fail; were it to, the URL is refused.
+        core::str::from_utf8(buf).map_err(|_| InvalidUrl::MalformedAuthority)
+    }
+
+    #[cfg(test)]
+    fn url(&self, parts: &Parts) -> Result<String, InvalidUrl> {
+        self.write_url(parts, &mut UrlBuf::new()).map(str::to_owned)
     }
 }
+
+/// Where a request's URL is assembled: on the stack when it is short, as webhook URLs are.
+pub(crate) type UrlBuf = smallvec::SmallVec<[u8; 256]>;
 
 fn websocket_scheme(proto: String, websocket: bool) -> String {
     match (websocket, proto.to_ascii_lowercase().as_str()) {

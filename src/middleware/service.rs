@@ -89,11 +89,12 @@ pub(crate) fn check<R>(
     validator: Option<&crate::Validator>,
     shared: &Shared<R>,
 ) -> Result<crate::Verified, crate::ValidationError> {
+    let mut buf = super::request_url::UrlBuf::new();
     let url = shared
         .url
-        .url(parts)
+        .write_url(parts, &mut buf)
         .map_err(crate::ValidationError::InvalidUrl);
-    let verdict = url.as_deref().map_err(Clone::clone).and_then(|url| {
+    let verdict = url.clone().and_then(|url| {
         let validator = validator.ok_or(crate::ValidationError::UnknownAccount)?;
         validator.verify(&crate::Webhook {
             url,
@@ -120,10 +121,7 @@ pub(crate) fn check<R>(
         );
     }
     if let Err(error) = &verdict {
-        let tried = url
-            .as_deref()
-            .map(crate::url::redacted_candidates)
-            .unwrap_or_default();
+        let tried = url.map(crate::url::redacted_candidates).unwrap_or_default();
         tracing::warn!(
             target: "twilio_webhook",
             reason = %error,
