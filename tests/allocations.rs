@@ -126,7 +126,7 @@ fn the_layer_adds_a_fixed_handful_of_allocations_per_request() {
         .unwrap();
     let mut guarded = ServiceBuilder::new().layer(layer).service_fn(handler);
 
-    let mut count = |service: &mut dyn FnMut() -> u16| {
+    let count = |service: &mut dyn FnMut() -> u16| {
         // Warm up once (lazy statics, thread-locals), then count one request.
         service();
         let mut status = 0;
