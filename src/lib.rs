@@ -60,7 +60,7 @@
 #![warn(missing_docs)]
 
 /// The README's examples, compiled and run as doc tests so they stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
 
