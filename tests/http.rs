@@ -299,3 +299,24 @@ async fn report_only_passes_the_request_on_marked_unverified() {
     assert!(body.starts_with("unverified: "), "{body}");
     assert_eq!(seen.0.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn route_layer_guards_matched_routes_and_leaves_404s_alone() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/sms", post(|| async { "ok" }))
+        .route_layer(layer_for(addr));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let url = format!("http://{addr}/sms");
+    assert_eq!(send(post_form(&url, &url, PARAMS)).await.0, StatusCode::OK);
+    let mut unsigned = post_form(&url, &url, PARAMS);
+    unsigned.headers_mut().remove("x-twilio-signature");
+    assert_eq!(send(unsigned).await.0, StatusCode::FORBIDDEN);
+    let missing = format!("http://{addr}/nowhere");
+    assert_eq!(
+        send(post_form(&missing, &missing, PARAMS)).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
