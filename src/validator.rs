@@ -61,6 +61,7 @@ pub struct Verified {
 pub enum KeyUsed {
     /// An auth token (HMAC-SHA1), by its position: 0 is the token given to
     /// [`Validator::new`], 1 the first one added with [`Validator::add_auth_token`], ...
+    /// (empty tokens, which are ignored, take no position).
     AuthToken {
         /// Position of the token.
         index: usize,
