@@ -404,8 +404,9 @@ impl<'a> SortedParams<'a> {
 /// result is not trusted until the signature verifies.
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
 pub(crate) fn find_param(body: &[u8], name: &str) -> Option<String> {
-    let invalid = Cell::new(false);
     body.split(|&b| b == b'&').find_map(|pair| {
+        // Per pair: a bad escape elsewhere in the body says nothing about this parameter.
+        let invalid = Cell::new(false);
         let (raw_name, raw_value) = match pair.iter().position(|&b| b == b'=') {
             Some(eq) => (&pair[..eq], &pair[eq + 1..]),
             None => (pair, &pair[pair.len()..]),
@@ -522,6 +523,10 @@ mod tests {
         assert_eq!(find_param(body, "From"), None);
         assert_eq!(find_param(b"AccountSid=%FF", "AccountSid"), None);
         assert_eq!(find_param(b"AccountSid=%zz", "AccountSid"), None);
+        assert_eq!(
+            find_param(b"%zz=1&AccountSid=AC1", "AccountSid").as_deref(),
+            Some("AC1")
+        );
     }
 
     #[test]
