@@ -283,23 +283,37 @@ impl Validator {
         signed: &Signed<'_, '_>,
         claim: &Claim<'_>,
     ) -> Result<Verified, ValidationError> {
+        match signed {
+            // The parameters are the same for every candidate: decode and write them once.
+            Signed::Params(params) => with_buffer(params.len_bound(), |buf| {
+                let len = params.write(buf).map_err(ValidationError::MalformedBody)?;
+                self.match_claim(url, &buf[..len], claim)
+            }),
+            Signed::UrlOnly { .. } => self.match_claim(url, &[], claim),
+        }
+    }
+
+    /// Which key and URL candidate signed `url` followed by `text`, if any.
+    fn match_claim(
+        &self,
+        url: &SignedUrl<'_>,
+        text: &[u8],
+        claim: &Claim<'_>,
+    ) -> Result<Verified, ValidationError> {
         match claim {
             Claim::Sha1(tag) => {
-                first_match(url, signed, &self.auth_tokens, tag)?.map(|(index, url_variant)| {
+                first_match(url, text, &self.auth_tokens, tag).map(|(index, url_variant)| {
                     Verified {
                         url_variant,
                         key: KeyUsed::AuthToken { index },
                     }
                 })
             }
-            Claim::Sha256(id, key, tag) => {
-                first_match(url, signed, core::slice::from_ref(*key), tag)?.map(
-                    |(_, url_variant)| Verified {
-                        url_variant,
-                        key: KeyUsed::SharedKey { id: Arc::clone(id) },
-                    },
-                )
-            }
+            Claim::Sha256(id, key, tag) => first_match(url, text, core::slice::from_ref(*key), tag)
+                .map(|(_, url_variant)| Verified {
+                    url_variant,
+                    key: KeyUsed::SharedKey { id: Arc::clone(id) },
+                }),
         }
         .ok_or(ValidationError::SignatureMismatch)
     }
@@ -308,37 +322,24 @@ impl Validator {
 /// Tries every URL candidate with every key; the first that verifies wins.
 fn first_match<M: Mac + Clone>(
     url: &SignedUrl<'_>,
-    signed: &Signed<'_, '_>,
+    text: &[u8],
     keys: &[M],
     tag: &[u8],
-) -> Result<Option<(usize, UrlVariant)>, ValidationError> {
-    let params = match signed {
-        Signed::Params(params) => Some(*params),
-        Signed::UrlOnly { .. } => None,
-    };
-    let bound = params.map_or(0, SortedParams::len_bound);
-    with_buffer(bound, |buf| {
-        // The parameters are the same for every candidate: decode and write them once.
-        let len = match params {
-            Some(params) => params.write(buf).map_err(ValidationError::MalformedBody)?,
-            None => 0,
-        };
-        let text = &buf[..len];
-        for candidate in url.candidates() {
-            for (index, key) in keys.iter().enumerate() {
-                let mut mac = key.clone();
-                for piece in candidate.pieces() {
-                    mac.update(piece.as_bytes());
-                }
-                mac.update(text);
-                // Constant-time comparison of the MAC bytes.
-                if mac.verify_slice(tag).is_ok() {
-                    return Ok(Some((index, candidate.variant)));
-                }
+) -> Option<(usize, UrlVariant)> {
+    for candidate in url.candidates() {
+        for (index, key) in keys.iter().enumerate() {
+            let mut mac = key.clone();
+            for piece in candidate.pieces() {
+                mac.update(piece.as_bytes());
+            }
+            mac.update(text);
+            // Constant-time comparison of the MAC bytes.
+            if mac.verify_slice(tag).is_ok() {
+                return Some((index, candidate.variant));
             }
         }
-        Ok(None)
-    })
+    }
+    None
 }
 
 /// Standard, padded Base64 of exactly `N` bytes; anything else is malformed. The length is
