@@ -56,8 +56,7 @@ pub(crate) struct PublicUrl {
 
 impl PublicUrl {
     pub(crate) fn parse(base: &str) -> Result<Self, ConfigError> {
-        let parsed = SignedUrl::parse(base).map_err(ConfigError::InvalidPublicUrl)?;
-        let _ = parsed;
+        SignedUrl::parse(base).map_err(ConfigError::InvalidPublicUrl)?;
         if base.contains(['?', '#']) {
             return Err(ConfigError::PublicUrlHasQuery);
         }
@@ -65,13 +64,7 @@ impl PublicUrl {
             return Err(ConfigError::PublicUrlTrailingSlash);
         }
         let (scheme, rest) = base.split_once("://").expect("parsed above");
-        let websocket_scheme = if scheme.eq_ignore_ascii_case("https") {
-            "wss"
-        } else if scheme.eq_ignore_ascii_case("http") {
-            "ws"
-        } else {
-            return Err(ConfigError::UnsupportedScheme);
-        };
+        let websocket_scheme = websocket_scheme(scheme).ok_or(ConfigError::UnsupportedScheme)?;
         Ok(Self {
             base: base.to_owned(),
             websocket_base: format!("{websocket_scheme}://{rest}"),
@@ -125,7 +118,10 @@ impl UrlSource {
                 if *trust_forwarded {
                     if let Some((proto, host)) = forwarded(&parts.headers) {
                         if let Some(proto) = proto {
-                            scheme = Cow::Owned(websocket_scheme(proto, websocket));
+                            scheme = match websocket_scheme(&proto) {
+                                Some(ws) if websocket => Cow::Borrowed(ws),
+                                _ => Cow::Owned(proto),
+                            };
                         }
                         if let Some(host) = host {
                             authority = Cow::Owned(host);
@@ -152,11 +148,14 @@ impl UrlSource {
 /// Where a request's URL is assembled: on the stack when it is short, as webhook URLs are.
 pub(crate) type UrlBuf = smallvec::SmallVec<[u8; 256]>;
 
-fn websocket_scheme(proto: String, websocket: bool) -> String {
-    match (websocket, proto.to_ascii_lowercase().as_str()) {
-        (true, "https") => "wss".to_owned(),
-        (true, "http") => "ws".to_owned(),
-        _ => proto,
+/// The WebSocket scheme signed in place of an HTTP one: `wss` for `https`, `ws` for `http`.
+fn websocket_scheme(http_scheme: &str) -> Option<&'static str> {
+    if http_scheme.eq_ignore_ascii_case("https") {
+        Some("wss")
+    } else if http_scheme.eq_ignore_ascii_case("http") {
+        Some("ws")
+    } else {
+        None
     }
 }
 
@@ -294,6 +293,30 @@ mod tests {
         assert_eq!(source.url(&req).unwrap(), "wss://example.com/media");
         let req = parts("/media", &[("host", "h"), ("upgrade", "websocket")]);
         assert_eq!(from_request(false).url(&req).unwrap(), "wss://h/media");
+    }
+
+    #[test]
+    fn a_trusted_forwarded_proto_becomes_its_websocket_scheme_on_upgrades() {
+        let req = parts(
+            "/media",
+            &[
+                ("host", "internal"),
+                ("x-forwarded-proto", "HTTPS"),
+                ("upgrade", "websocket"),
+            ],
+        );
+        assert_eq!(
+            from_request(true).url(&req).unwrap(),
+            "wss://internal/media"
+        );
+        let req = parts(
+            "/sms",
+            &[("host", "internal"), ("x-forwarded-proto", "HTTPS")],
+        );
+        assert_eq!(
+            from_request(true).url(&req).unwrap(),
+            "HTTPS://internal/sms"
+        );
     }
 
     #[test]
