@@ -290,7 +290,7 @@ fn signature_settings_header_edge_cases() {
         url: URL,
         content_type: FORM,
         body: b"a=1",
-        signature: Some(Box::leak(sig.clone().into_boxed_str())),
+        signature: Some(sig.as_str()),
         signature_settings: Some(settings),
     };
     // No algorithm, or SHA-1 named: the auth token path.
