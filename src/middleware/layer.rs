@@ -25,7 +25,7 @@ pub struct TwilioWebhookLayer<R = DefaultRejection> {
 }
 
 /// What every clone of the service shares.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Shared<R> {
     pub(crate) keys: Keys,
     pub(crate) url: UrlSource,
@@ -170,18 +170,6 @@ impl<R: Clone> TwilioWebhookLayer<R> {
                 report_only: shared.report_only,
                 rejection,
             }),
-        }
-    }
-}
-
-impl<R: Clone> Clone for Shared<R> {
-    fn clone(&self) -> Self {
-        Self {
-            keys: self.keys.clone(),
-            url: self.url.clone(),
-            body_limit: self.body_limit,
-            report_only: self.report_only,
-            rejection: self.rejection.clone(),
         }
     }
 }
