@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use http::Uri;
 use http::header::{FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, UPGRADE};
 use http::request::Parts;
 
@@ -80,13 +81,20 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("websocket"))
 }
 
-/// The path and query as the client sent them, before any router stripped a prefix.
-fn raw_path_and_query(parts: &Parts) -> &str {
+/// The URI as the client sent it, before any router (axum's `nest`) stripped a prefix.
+pub(crate) fn original_uri(parts: &Parts) -> &Uri {
     #[cfg(feature = "axum")]
     if let Some(original) = parts.extensions.get::<axum::extract::OriginalUri>() {
-        return original.0.path_and_query().map_or("/", |pq| pq.as_str());
+        return &original.0;
     }
-    parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    &parts.uri
+}
+
+/// The path and query as the client sent them.
+fn raw_path_and_query(parts: &Parts) -> &str {
+    original_uri(parts)
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
 }
 
 impl UrlSource {

@@ -155,13 +155,7 @@ fn header_str<'p>(
 
 /// What a key source may look at. `AccountSid` comes from the form body, else the query.
 pub(crate) fn key_request(parts: &http::request::Parts, body: &[u8]) -> super::KeyRequest {
-    #[cfg(feature = "axum")]
-    let uri = parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
-    #[cfg(not(feature = "axum"))]
-    let uri = parts.uri.clone();
+    let uri = super::request_url::original_uri(parts).clone();
     let account_sid = crate::form::find_param(body, "AccountSid").or_else(|| {
         uri.query()
             .and_then(|query| crate::form::find_param(query.as_bytes(), "AccountSid"))
