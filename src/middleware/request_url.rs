@@ -172,12 +172,8 @@ fn request_authority(parts: &Parts) -> Result<&str, InvalidUrl> {
     if let Some(authority) = parts.uri.authority() {
         return Ok(authority.as_str());
     }
-    let mut hosts = parts.headers.get_all(HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (Some(host), None) => host.to_str().map_err(|_| InvalidUrl::MalformedAuthority),
-        (None, _) => Err(InvalidUrl::EmptyHost),
-        (Some(_), Some(_)) => Err(InvalidUrl::MalformedAuthority),
-    }
+    super::service::header_str(&parts.headers, &HOST, InvalidUrl::MalformedAuthority)?
+        .ok_or(InvalidUrl::EmptyHost)
 }
 
 /// An authority from a header must not smuggle a path, query or credentials into the URL.

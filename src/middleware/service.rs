@@ -98,15 +98,19 @@ pub(crate) fn check<R>(
         let validator = validator.ok_or(crate::ValidationError::UnknownAccount)?;
         validator.verify(&crate::Webhook {
             url,
-            content_type: header_str(parts, &header::CONTENT_TYPE, ValidationError::UnsignedBody)?,
+            content_type: header_str(
+                &parts.headers,
+                &header::CONTENT_TYPE,
+                ValidationError::UnsignedBody,
+            )?,
             body,
             signature: header_str(
-                parts,
+                &parts.headers,
                 &X_TWILIO_SIGNATURE,
                 ValidationError::MalformedSignature,
             )?,
             signature_settings: header_str(
-                parts,
+                &parts.headers,
                 &X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS,
                 ValidationError::MalformedSignatureSettings,
             )?,
@@ -140,12 +144,12 @@ static X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS: HeaderName =
 
 /// A header that appears at most once, as text. A repeated or non-text header is `malformed`:
 /// which copy was meant cannot be known.
-fn header_str<'p>(
-    parts: &'p http::request::Parts,
+pub(crate) fn header_str<'p, E>(
+    headers: &'p http::HeaderMap,
     name: &HeaderName,
-    malformed: ValidationError,
-) -> Result<Option<&'p str>, ValidationError> {
-    let mut values = parts.headers.get_all(name).iter();
+    malformed: E,
+) -> Result<Option<&'p str>, E> {
+    let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
         (Some(value), None) => value.to_str().map(Some).map_err(|_| malformed),
