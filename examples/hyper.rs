@@ -12,16 +12,18 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderMap};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use twilio_webhook::{Validator, compute_signature};
+use twilio_webhook::{ValidationError, Validator, compute_signature};
+
+mod slow_clients;
 
 const DEMO_AUTH_TOKEN: &str = "demo-auth-token-do-not-use-in-production";
 const BODY_LIMIT: usize = 64 * 1024;
+/// Twilio sends the whole request at once: a body still arriving after this is a slow client.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn handle(
     validator: &Validator,
@@ -32,26 +34,50 @@ async fn handle(
     // The URL Twilio requested: the configured base and the path and query as received.
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let url = format!("{public_url}{path_and_query}");
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let body = match Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return status(StatusCode::PAYLOAD_TOO_LARGE, ""),
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect());
+    let Ok(body) = read.await else {
+        return status(StatusCode::REQUEST_TIMEOUT, "");
     };
-    let verdict = validator.validate_body(
-        &url,
-        header("content-type"),
-        &body,
-        header("x-twilio-signature").unwrap_or(""),
-    );
+    let body = match body {
+        Ok(body) => body.to_bytes(),
+        // Too large is 413; a client that went away or sent a broken body is 400.
+        Err(error) if error.is::<LengthLimitError>() => {
+            return status(StatusCode::PAYLOAD_TOO_LARGE, "");
+        }
+        Err(_) => return status(StatusCode::BAD_REQUEST, ""),
+    };
+    // A header sent twice is refused, as the layer does: which copy was signed cannot be known.
+    let verdict = match (
+        single_header(&parts.headers, "x-twilio-signature"),
+        single_header(&parts.headers, CONTENT_TYPE.as_str()),
+    ) {
+        (Ok(signature), Ok(content_type)) => {
+            validator.validate_body(&url, content_type, &body, signature.unwrap_or(""))
+        }
+        _ => Err(ValidationError::MalformedSignature),
+    };
     match verdict {
         Ok(()) => status(
             StatusCode::OK,
             "<Response><Message>verified</Message></Response>",
         ),
         Err(error) => {
-            eprintln!("rejected {url}: {error}");
+            // The path only (the base is configuration, and may not be shown), cut short: it
+            // is chosen by whoever sent the request.
+            let path: String = path_and_query.chars().take(100).collect();
+            eprintln!("rejected {} {path}: {error}", parts.method);
             status(StatusCode::FORBIDDEN, "")
         }
+    }
+}
+
+/// The header's value if it appears at most once and is text; `Err` otherwise.
+fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ()> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value.to_str().map(Some).map_err(drop),
+        (Some(_), Some(_)) => Err(()),
     }
 }
 
@@ -67,26 +93,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| "http://127.0.0.1:3001".into());
     let validator = Validator::new(&token);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
-    println!("listening on http://127.0.0.1:3001, checking against {public_url}");
-    let url = format!("{public_url}/sms");
-    let signature = compute_signature(&token, &url, &[("Body", "hello")]);
-    println!("try:\n  curl -i {url} -H 'X-Twilio-Signature: {signature}' -d 'Body=hello'\n");
+    println!("listening on http://127.0.0.1:3001");
+    if token == DEMO_AUTH_TOKEN {
+        let url = format!("{public_url}/sms");
+        let signature = compute_signature(&token, &url, &[("Body", "hello")]);
+        println!("try:\n  curl -i {url} -H 'X-Twilio-Signature: {signature}' -d 'Body=hello'\n");
+    }
 
     let shared = std::sync::Arc::new((validator, public_url));
-    loop {
-        let (stream, _) = listener.accept().await?;
+    let service = tower::service_fn(move |request| {
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared.0, &shared.1, request).await) }
-            });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                eprintln!("connection error: {error}");
-            }
-        });
-    }
+        async move { Ok::<_, Infallible>(handle(&shared.0, &shared.1, request).await) }
+    });
+    // hyper-util's server with a header-read timeout and a connection age bound: see
+    // examples/slow_clients. The body is bounded by BODY_LIMIT and BODY_TIMEOUT above.
+    slow_clients::serve(listener, service, std::future::pending()).await?;
+    Ok(())
 }

@@ -37,6 +37,8 @@ async fn sms(Form(params): Form<Vec<(String, String)>>) -> String {
     format!("<Response><Message>verified for {account}</Message></Response>\n")
 }
 
+mod slow_clients;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let accounts = ACCOUNTS
@@ -61,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3003").await?;
-    axum::serve(listener, app).await?;
+    // Header-read timeout and connection age bounds: see examples/slow_clients.
+    slow_clients::serve(listener, app, std::future::pending()).await?;
     Ok(())
 }

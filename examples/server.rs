@@ -30,6 +30,8 @@ use axum::{Extension, Json, Router};
 use twilio_webhook::middleware::TwilioWebhookLayer;
 use twilio_webhook::{Validator, Verified, compute_signature};
 
+mod slow_clients;
+
 /// Anyone can read this token, so anyone can sign requests with it: for trying the example only.
 const DEMO_AUTH_TOKEN: &str = "demo-auth-token-do-not-use-in-production";
 
@@ -62,11 +64,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if auth_token == DEMO_AUTH_TOKEN {
         print_curl(&auth_token, &public_url);
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // Not `axum::serve`: it has no header-read timeout, and a public endpoint needs one.
+    slow_clients::serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }
 

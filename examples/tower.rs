@@ -13,12 +13,11 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 use twilio_webhook::middleware::TwilioWebhookLayer;
 use twilio_webhook::{Validator, Verified, compute_signature};
+
+mod slow_clients;
 
 const DEMO_AUTH_TOKEN: &str = "demo-auth-token-do-not-use-in-production";
 
@@ -46,16 +45,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let signature = compute_signature(DEMO_AUTH_TOKEN, &url, &[("CallStatus", "completed")]);
     println!("listening on {public_url}; try:");
     println!("  curl -i {url} -H 'X-Twilio-Signature: {signature}' -d 'CallStatus=completed'\n");
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(service.clone());
-        tokio::spawn(async move {
-            if let Err(error) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                eprintln!("connection error: {error}");
-            }
-        });
-    }
+    // hyper-util's server with a header-read timeout and a connection age bound: see
+    // examples/slow_clients.
+    slow_clients::serve(listener, service, std::future::pending()).await?;
+    Ok(())
 }

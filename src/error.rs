@@ -31,6 +31,15 @@ pub enum ValidationError {
     /// The signature is valid for the URL, but the body's SHA-256 does not equal the URL's
     /// `bodySHA256` parameter: the body was replaced.
     BodyHashMismatch,
+    /// The URL carries `bodySHA256` (a JSON webhook) but was handed to
+    /// [`Validator::validate`], which has no body to hash: the signature alone says nothing
+    /// about the body. Use [`Validator::validate_body`] or [`Validator::verify`] with the raw
+    /// body.
+    ///
+    /// [`Validator::validate`]: crate::Validator::validate
+    /// [`Validator::validate_body`]: crate::Validator::validate_body
+    /// [`Validator::verify`]: crate::Validator::verify
+    BodySha256NeedsRawBody,
     /// A non-empty body that is not form-encoded, and the URL has no `bodySHA256` parameter:
     /// nothing signs that body, so it cannot be trusted.
     UnsignedBody,
@@ -43,6 +52,10 @@ pub enum ValidationError {
     /// A multi-tenant key source has no auth token for the request's account (its
     /// `AccountSid`, or whatever the source keys on).
     UnknownAccount,
+    /// The form body and query together carry more than one distinct `AccountSid` (or one
+    /// that cannot be decoded): which account the request is for cannot be known, and a
+    /// handler reading another copy than the key source did could act for the wrong tenant.
+    AmbiguousAccount,
     /// The `X-Twilio-Webhooks-Signature-Settings` header names an algorithm this library does
     /// not know.
     UnknownAlgorithm,
@@ -61,6 +74,15 @@ pub enum MalformedBody {
     InvalidPercentEncoding,
     /// The body, or a name or value after percent-decoding, is not valid UTF-8.
     InvalidUtf8,
+    /// More parameters than the validator accepts (see [`Validator::max_params`]). Twilio's
+    /// largest form webhooks carry well under 200; a body of thousands of tiny pairs is an
+    /// attempt to make the server work before the signature can refuse it.
+    ///
+    /// [`Validator::max_params`]: crate::Validator::max_params
+    TooManyParameters {
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 /// Why a URL was refused before any signature was computed.
@@ -91,6 +113,10 @@ impl fmt::Display for ValidationError {
             Self::BodyHashMismatch => {
                 f.write_str("the request body does not match the bodySHA256 parameter of the URL")
             }
+            Self::BodySha256NeedsRawBody => f.write_str(
+                "the URL carries bodySHA256 (a JSON webhook), so the raw body must be checked \
+                 too: use Validator::validate_body or Validator::verify, not validate",
+            ),
             Self::UnsignedBody => f.write_str(
                 "the body is neither form-encoded nor covered by a bodySHA256 URL parameter, so \
                  no signature covers it",
@@ -103,6 +129,10 @@ impl fmt::Display for ValidationError {
             ),
             Self::UnknownAccount => f.write_str(
                 "no auth token is configured for the account this request claims to come from",
+            ),
+            Self::AmbiguousAccount => f.write_str(
+                "the request carries more than one distinct AccountSid (body and query \
+                 together), so the account it is for cannot be known",
             ),
             Self::UnknownAlgorithm => f.write_str(
                 "the X-Twilio-Webhooks-Signature-Settings header names an unsupported algorithm",
@@ -120,10 +150,17 @@ impl fmt::Display for ValidationError {
 
 impl fmt::Display for MalformedBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::InvalidPercentEncoding => "a '%' is not followed by two hexadecimal digits",
-            Self::InvalidUtf8 => "it is not valid UTF-8 after percent-decoding",
-        })
+        match self {
+            Self::InvalidPercentEncoding => {
+                f.write_str("a '%' is not followed by two hexadecimal digits")
+            }
+            Self::InvalidUtf8 => f.write_str("it is not valid UTF-8 after percent-decoding"),
+            Self::TooManyParameters { limit } => write!(
+                f,
+                "it has more than {limit} parameters (raise Validator::max_params if a genuine \
+                 webhook carries that many)"
+            ),
+        }
     }
 }
 

@@ -273,7 +273,15 @@ impl<'a> SortedParams<'a> {
     ///
     /// Pairs are separated by `&` (empty pairs are skipped, as every form decoder does); a pair
     /// without `=` has an empty value. Escapes are checked when the text is written.
-    pub(crate) fn fill_from_form_body(&mut self, body: &'a [u8]) -> Result<(), MalformedBody> {
+    ///
+    /// More than `max_params` pairs are refused as soon as the next one is seen, so a body
+    /// made of tiny pairs (`a&a&a&...`) costs a bounded scan and bounded memory, not a sort of
+    /// half a million entries before the MAC can refuse it.
+    pub(crate) fn fill_from_form_body(
+        &mut self,
+        body: &'a [u8],
+        max_params: usize,
+    ) -> Result<(), MalformedBody> {
         if core::str::from_utf8(body).is_err() {
             return Err(MalformedBody::InvalidUtf8);
         }
@@ -304,6 +312,9 @@ impl<'a> SortedParams<'a> {
                     }
                 } else {
                     self.push_pair(body, name.take(), field_start, pos, encoded);
+                    if self.params.len() > max_params {
+                        return Err(MalformedBody::TooManyParameters { limit: max_params });
+                    }
                     field_start = pos + 1;
                     encoded = false;
                 }
@@ -312,6 +323,9 @@ impl<'a> SortedParams<'a> {
             i += 8;
         }
         self.push_pair(body, name, field_start, body.len(), encoded);
+        if self.params.len() > max_params {
+            return Err(MalformedBody::TooManyParameters { limit: max_params });
+        }
         self.sort()
     }
 
@@ -399,12 +413,15 @@ impl<'a> SortedParams<'a> {
     }
 }
 
-/// The decoded value of the first parameter called `name` in a form-encoded `body` (or query
-/// string), if it is there and valid. For choosing a key before the signature is checked: the
-/// result is not trusted until the signature verifies.
+/// The decoded value of every parameter called `name` in a form-encoded `body` (or query
+/// string), in order: `None` for one whose value is not valid (a bad escape, not UTF-8). For
+/// choosing a key before the signature is checked: nothing here is trusted until it verifies.
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-pub(crate) fn find_param(body: &[u8], name: &str) -> Option<String> {
-    body.split(|&b| b == b'&').find_map(|pair| {
+pub(crate) fn param_values<'b>(
+    body: &'b [u8],
+    name: &'b str,
+) -> impl Iterator<Item = Option<String>> + 'b {
+    body.split(|&b| b == b'&').filter_map(move |pair| {
         // Per pair: a bad escape elsewhere in the body says nothing about this parameter.
         let invalid = Cell::new(false);
         let (raw_name, raw_value) = match pair.iter().position(|&b| b == b'=') {
@@ -412,12 +429,12 @@ pub(crate) fn find_param(body: &[u8], name: &str) -> Option<String> {
             None => (pair, &pair[pair.len()..]),
         };
         let name_field = Field::in_body(raw_name, 0, raw_name.len(), true);
-        if !name_field.bytes(&invalid).eq(name.bytes()) {
+        if !name_field.bytes(&invalid).eq(name.bytes()) || invalid.get() {
             return None;
         }
         let value_field = Field::in_body(raw_value, 0, raw_value.len(), true);
         let value: Vec<u8> = value_field.bytes(&invalid).collect();
-        String::from_utf8(value).ok().filter(|_| !invalid.get())
+        Some(String::from_utf8(value).ok().filter(|_| !invalid.get()))
     })
 }
 
@@ -441,7 +458,7 @@ mod tests {
 
     fn signed(body: &str) -> Result<String, MalformedBody> {
         let mut params = SortedParams::new();
-        params.fill_from_form_body(body.as_bytes())?;
+        params.fill_from_form_body(body.as_bytes(), usize::MAX)?;
         let mut out = vec![0u8; params.len_bound()];
         let len = params.write(&mut out)?;
         out.truncate(len);
@@ -516,16 +533,20 @@ mod tests {
     }
 
     #[test]
-    fn find_param_decodes_names_and_values() {
+    fn param_values_decodes_names_and_values_and_finds_every_copy() {
+        let values = |body: &[u8], name| param_values(body, name).collect::<Vec<_>>();
         let body = b"To=%2B1&Account%53id=AC%31&AccountSid=AC2";
-        assert_eq!(find_param(body, "AccountSid").as_deref(), Some("AC1"));
-        assert_eq!(find_param(body, "To").as_deref(), Some("+1"));
-        assert_eq!(find_param(body, "From"), None);
-        assert_eq!(find_param(b"AccountSid=%FF", "AccountSid"), None);
-        assert_eq!(find_param(b"AccountSid=%zz", "AccountSid"), None);
         assert_eq!(
-            find_param(b"%zz=1&AccountSid=AC1", "AccountSid").as_deref(),
-            Some("AC1")
+            values(body, "AccountSid"),
+            [Some("AC1".to_owned()), Some("AC2".to_owned())]
+        );
+        assert_eq!(values(body, "To"), [Some("+1".to_owned())]);
+        assert_eq!(values(body, "From"), []);
+        assert_eq!(values(b"AccountSid=%FF", "AccountSid"), [None]);
+        assert_eq!(values(b"AccountSid=%zz", "AccountSid"), [None]);
+        assert_eq!(
+            values(b"%zz=1&AccountSid=AC1", "AccountSid"),
+            [Some("AC1".to_owned())]
         );
     }
 
@@ -554,12 +575,38 @@ mod tests {
     }
 
     #[test]
+    fn more_pairs_than_the_limit_are_refused_without_scanning_the_rest() {
+        let too_many = MalformedBody::TooManyParameters { limit: 3 };
+        let mut params = SortedParams::new();
+        assert_eq!(params.fill_from_form_body(b"a=1&b=2&c=3", 3), Ok(()));
+        for body in ["a=1&b=2&c=3&d=4", "a&a&a&a", "a&b&c&d&", "a=1&b=2&c=3&d"] {
+            let mut params = SortedParams::new();
+            assert_eq!(
+                params.fill_from_form_body(body.as_bytes(), 3),
+                Err(too_many),
+                "{body}"
+            );
+        }
+        // Empty pairs are not parameters and do not count.
+        let mut params = SortedParams::new();
+        assert_eq!(params.fill_from_form_body(b"&&&a=1&&&b=2&&&", 2), Ok(()));
+        // Refused after the fourth pair: nothing past it is kept.
+        let flood = "a&".repeat(500_000);
+        let mut params = SortedParams::new();
+        assert_eq!(
+            params.fill_from_form_body(flood.as_bytes(), 3),
+            Err(too_many)
+        );
+        assert!(params.params.len() <= 4);
+    }
+
+    #[test]
     fn invalid_utf8_after_decoding_is_refused() {
         for body in ["a=%FF", "a=%C3", "a=%C3%28", "%ED%A0%80=1", "a=%F0%9F%98"] {
             assert_eq!(signed(body), Err(MalformedBody::InvalidUtf8), "{body}");
         }
         assert_eq!(
-            SortedParams::new().fill_from_form_body(b"a=\xff").err(),
+            SortedParams::new().fill_from_form_body(b"a=\xff", 10).err(),
             Some(MalformedBody::InvalidUtf8)
         );
         // A lead byte escaped, followed by a raw non-ASCII character, is not UTF-8 either.

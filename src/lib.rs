@@ -75,4 +75,4 @@ mod validator;
 pub use error::{InvalidUrl, MalformedBody, ValidationError};
 pub use signature::{compute_signature, signed_string};
 pub use url::UrlVariant;
-pub use validator::{KeyUsed, Validator, Verified, Webhook};
+pub use validator::{DEFAULT_MAX_PARAMS, KeyUsed, Validator, Verified, Webhook};

@@ -25,6 +25,47 @@ pub enum UrlVariant {
     WithoutUserinfo,
     /// The `user[:password]@` removed and the port toggled.
     WithoutUserinfoPortToggled,
+    /// A WebSocket URL (`wss://`, `ws://`) with `/` appended to its path: Twilio's docs say
+    /// Media Streams and ConversationRelay handshakes may be signed that way.
+    TrailingSlash,
+    /// The port toggled and `/` appended to the path (WebSocket URLs).
+    PortToggledTrailingSlash,
+    /// The userinfo removed and `/` appended to the path (WebSocket URLs).
+    WithoutUserinfoTrailingSlash,
+    /// The userinfo removed, the port toggled and `/` appended to the path (WebSocket URLs).
+    WithoutUserinfoPortToggledTrailingSlash,
+}
+
+impl UrlVariant {
+    fn keeps_userinfo(self) -> bool {
+        matches!(
+            self,
+            Self::AsReceived
+                | Self::PortToggled
+                | Self::TrailingSlash
+                | Self::PortToggledTrailingSlash
+        )
+    }
+
+    fn toggles_port(self) -> bool {
+        matches!(
+            self,
+            Self::PortToggled
+                | Self::WithoutUserinfoPortToggled
+                | Self::PortToggledTrailingSlash
+                | Self::WithoutUserinfoPortToggledTrailingSlash
+        )
+    }
+
+    fn appends_slash(self) -> bool {
+        matches!(
+            self,
+            Self::TrailingSlash
+                | Self::PortToggledTrailingSlash
+                | Self::WithoutUserinfoTrailingSlash
+                | Self::WithoutUserinfoPortToggledTrailingSlash
+        )
+    }
 }
 
 impl fmt::Display for UrlVariant {
@@ -34,6 +75,12 @@ impl fmt::Display for UrlVariant {
             Self::PortToggled => "port toggled",
             Self::WithoutUserinfo => "without userinfo",
             Self::WithoutUserinfoPortToggled => "without userinfo, port toggled",
+            Self::TrailingSlash => "trailing slash",
+            Self::PortToggledTrailingSlash => "port toggled, trailing slash",
+            Self::WithoutUserinfoTrailingSlash => "without userinfo, trailing slash",
+            Self::WithoutUserinfoPortToggledTrailingSlash => {
+                "without userinfo, port toggled, trailing slash"
+            }
         })
     }
 }
@@ -50,16 +97,23 @@ pub(crate) struct SignedUrl<'a> {
     host: &'a str,
     /// After the `:`, as written (may be empty: `host:` is legal).
     port: Option<&'a str>,
-    /// Path, query and fragment, as written.
-    rest: &'a str,
+    /// The path, as written (may be empty).
+    path: &'a str,
+    /// Query and fragment, as written: from the first `?` or `#` after the path.
+    after_path: &'a str,
     /// `:443` or `:80` for the schemes that have one.
     default_port: Option<&'static str>,
+    /// A `ws`/`wss` URL whose path does not end with `/`: it has the trailing-slash forms.
+    slash_candidate: bool,
 }
+
+/// The most pieces a candidate has: scheme, userinfo, `@`, host, `:`, port, path, `/`, rest.
+const MAX_PIECES: usize = 9;
 
 /// One candidate URL, as the pieces to feed to the MAC in order.
 pub(crate) struct Candidate<'a> {
     pub(crate) variant: UrlVariant,
-    pieces: [&'a str; 7],
+    pieces: [&'a str; MAX_PIECES],
     len: usize,
 }
 
@@ -91,6 +145,11 @@ impl<'a> SignedUrl<'a> {
             .unwrap_or(after_scheme.len());
         let authority = &after_scheme[..authority_len];
         let rest = &after_scheme[authority_len..];
+        let path_len = rest
+            .bytes()
+            .position(|b| matches!(b, b'?' | b'#'))
+            .unwrap_or(rest.len());
+        let (path, after_path) = rest.split_at(path_len);
 
         // Userinfo may itself contain ':' (user:password); the host starts after the last '@'.
         let (userinfo, host_port) = match authority.rfind('@') {
@@ -128,6 +187,7 @@ impl<'a> SignedUrl<'a> {
             } else {
                 None
             };
+        let websocket = scheme.eq_ignore_ascii_case("wss") || scheme.eq_ignore_ascii_case("ws");
 
         Ok(Self {
             full: url,
@@ -135,21 +195,34 @@ impl<'a> SignedUrl<'a> {
             userinfo,
             host,
             port,
-            rest,
+            path,
+            after_path,
             default_port,
+            slash_candidate: websocket && !path.ends_with('/'),
         })
+    }
+
+    /// The query: between the first `?` and the first `#` (SPEC §1.3: a `?` inside the
+    /// fragment starts no query).
+    fn query(&self) -> &'a str {
+        match self.after_path.strip_prefix('?') {
+            Some(query) => query.split('#').next().unwrap_or(""),
+            None => "",
+        }
     }
 
     /// The value of every `bodySHA256` query parameter, as written.
     pub(crate) fn body_sha256_values(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        let query = match self.rest.split_once('?') {
-            Some((_, q)) => q.split('#').next().unwrap_or(""),
-            None => "",
-        };
+        let query = self.query();
         query.split('&').filter_map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             (name == "bodySHA256").then_some(value)
         })
+    }
+
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn has_userinfo(&self) -> bool {
+        self.userinfo.is_some()
     }
 
     pub(crate) fn has_body_sha256(&self) -> bool {
@@ -161,6 +234,7 @@ impl<'a> SignedUrl<'a> {
         let this = *self;
         let has_toggle = self.port.is_some() || self.default_port.is_some();
         let has_userinfo = self.userinfo.is_some();
+        let slash = self.slash_candidate;
         [
             (UrlVariant::AsReceived, true),
             (UrlVariant::PortToggled, has_toggle),
@@ -168,6 +242,16 @@ impl<'a> SignedUrl<'a> {
             (
                 UrlVariant::WithoutUserinfoPortToggled,
                 has_userinfo && has_toggle,
+            ),
+            (UrlVariant::TrailingSlash, slash),
+            (UrlVariant::PortToggledTrailingSlash, slash && has_toggle),
+            (
+                UrlVariant::WithoutUserinfoTrailingSlash,
+                slash && has_userinfo,
+            ),
+            (
+                UrlVariant::WithoutUserinfoPortToggledTrailingSlash,
+                slash && has_userinfo && has_toggle,
             ),
         ]
         .into_iter()
@@ -178,7 +262,7 @@ impl<'a> SignedUrl<'a> {
     fn candidate(&self, variant: UrlVariant) -> Candidate<'a> {
         if variant == UrlVariant::AsReceived {
             // The common case: one slice, the bytes exactly as received.
-            let mut pieces = [""; 7];
+            let mut pieces = [""; MAX_PIECES];
             pieces[0] = self.full;
             return Candidate {
                 variant,
@@ -191,19 +275,15 @@ impl<'a> SignedUrl<'a> {
 
     /// The variant assembled from the parts, with `userinfo` standing in for the real one.
     fn rebuild(&self, variant: UrlVariant, userinfo: Option<&'a str>) -> Candidate<'a> {
-        let mut pieces = [""; 7];
+        let mut pieces = [""; MAX_PIECES];
         let mut len = 0;
         let mut push = |piece: &'a str| {
             pieces[len] = piece;
             len += 1;
         };
-        let keep_userinfo = matches!(variant, UrlVariant::AsReceived | UrlVariant::PortToggled);
-        let toggle_port = matches!(
-            variant,
-            UrlVariant::PortToggled | UrlVariant::WithoutUserinfoPortToggled
-        );
+        let toggle_port = variant.toggles_port();
         push(self.scheme_prefix);
-        if let (true, Some(userinfo)) = (keep_userinfo, userinfo) {
+        if let (true, Some(userinfo)) = (variant.keeps_userinfo(), userinfo) {
             push(userinfo);
             push("@");
         }
@@ -220,7 +300,11 @@ impl<'a> SignedUrl<'a> {
             }
             (Some(_), true) | (None, false) => {}
         }
-        push(self.rest);
+        push(self.path);
+        if variant.appends_slash() {
+            push("/");
+        }
+        push(self.after_path);
         Candidate {
             variant,
             pieces,
@@ -237,15 +321,19 @@ impl<'a> SignedUrl<'a> {
     }
 }
 
-/// Every candidate of `url` in the order tried, userinfo redacted: what a log may show.
+/// What a log may show of `url`: the URL as received with any userinfo replaced by `***`, and
+/// the variants tried, in order.
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-pub(crate) fn redacted_candidates(url: &str) -> Vec<String> {
+pub(crate) fn for_log(url: &str) -> (String, Vec<UrlVariant>) {
     match SignedUrl::parse(url) {
-        Ok(parsed) => parsed
-            .candidates()
-            .map(|candidate| parsed.redacted(candidate.variant))
-            .collect(),
-        Err(_) => Vec::new(),
+        Ok(parsed) => (
+            parsed.redacted(UrlVariant::AsReceived),
+            parsed
+                .candidates()
+                .map(|candidate| candidate.variant)
+                .collect(),
+        ),
+        Err(_) => (url.to_owned(), Vec::new()),
     }
 }
 
@@ -349,6 +437,48 @@ mod tests {
         assert_eq!(url.body_sha256_values().collect::<Vec<_>>(), ["ab"]);
         let url = SignedUrl::parse("https://h/bodySHA256=ab").unwrap();
         assert!(!url.has_body_sha256());
+    }
+
+    #[test]
+    fn websocket_urls_are_also_tried_with_a_trailing_slash_before_the_query() {
+        let urls: Vec<_> = all("wss://u:p@h/media?x=1")
+            .into_iter()
+            .map(|(_, url)| url)
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "wss://u:p@h/media?x=1",
+                "wss://u:p@h:443/media?x=1",
+                "wss://h/media?x=1",
+                "wss://h:443/media?x=1",
+                "wss://u:p@h/media/?x=1",
+                "wss://u:p@h:443/media/?x=1",
+                "wss://h/media/?x=1",
+                "wss://h:443/media/?x=1",
+            ]
+        );
+        // Before a fragment too, and on an empty path.
+        assert_eq!(all("ws://h:8080/a#f")[2].1, "ws://h:8080/a/#f");
+        assert_eq!(all("WSS://h")[2].1, "WSS://h/");
+    }
+
+    #[test]
+    fn a_trailing_slash_is_never_doubled_nor_removed_nor_added_to_http() {
+        let urls: Vec<_> = all("wss://h/media/").into_iter().map(|(_, u)| u).collect();
+        assert_eq!(urls, ["wss://h/media/", "wss://h:443/media/"]);
+        assert_eq!(all("https://h/media").len(), 2);
+        assert_eq!(all("http://h/media").len(), 2);
+    }
+
+    #[test]
+    fn the_query_ends_at_the_fragment_and_a_question_mark_in_it_starts_none() {
+        let url = SignedUrl::parse("https://h/events#x?bodySHA256=ab").unwrap();
+        assert!(!url.has_body_sha256());
+        let url = SignedUrl::parse("https://h/events?a=1#bodySHA256=ab").unwrap();
+        assert!(!url.has_body_sha256());
+        let url = SignedUrl::parse("https://h/events?bodySHA256=ab#x?bodySHA256=cd").unwrap();
+        assert_eq!(url.body_sha256_values().collect::<Vec<_>>(), ["ab"]);
     }
 
     #[test]

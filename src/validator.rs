@@ -43,7 +43,12 @@ const SHA256_SIGNATURE_LEN: usize = 44;
 pub struct Validator {
     auth_tokens: Vec<HmacSha1>,
     shared_keys: Vec<(Arc<str>, HmacSha256)>,
+    max_params: usize,
 }
+
+/// The default of [`Validator::max_params`]: 1,000 form parameters. Twilio's largest form
+/// webhooks (an MMS with ten media, a Voice call with AddOns) carry well under 200.
+pub const DEFAULT_MAX_PARAMS: usize = 1000;
 
 /// What a successful verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +58,10 @@ pub struct Verified {
     pub url_variant: UrlVariant,
     /// Which configured key signed the request.
     pub key: KeyUsed,
+    /// The account whose key verified the request, when the key was chosen per account (the
+    /// middleware's key source, by the request's `AccountSid`): the one account a handler may
+    /// act for. `None` from the core, which is given its key.
+    pub account_sid: Option<String>,
 }
 
 /// Which configured key verified a request. Never the secret itself.
@@ -124,8 +133,21 @@ impl Validator {
         Self {
             auth_tokens: Vec::new(),
             shared_keys: Vec::new(),
+            max_params: DEFAULT_MAX_PARAMS,
         }
         .add_auth_token(auth_token)
+    }
+
+    /// Refuse requests with more than `limit` form parameters (default
+    /// [`DEFAULT_MAX_PARAMS`]) with [`MalformedBody::TooManyParameters`], before they are
+    /// sorted: the cost of refusing a body of a million tiny pairs stays that of a few
+    /// thousand bytes, and the memory per request stays bounded.
+    ///
+    /// [`MalformedBody::TooManyParameters`]: crate::MalformedBody::TooManyParameters
+    #[must_use]
+    pub fn max_params(mut self, limit: usize) -> Self {
+        self.max_params = limit;
+        self
     }
 
     /// Also accept requests signed with `auth_token`: for the overlap while a secondary token
@@ -162,6 +184,11 @@ impl Validator {
     /// Checks a signature over `url` and already-decoded form `params` (any order, repeats
     /// allowed). For GET requests, pass no params: the query is part of the URL.
     ///
+    /// A URL with a `bodySHA256` query parameter (a JSON webhook) is refused with
+    /// [`ValidationError::BodySha256NeedsRawBody`]: its signature covers the URL only, so
+    /// without the raw body it would verify whatever body came with it. Use
+    /// [`validate_body`](Self::validate_body) for those.
+    ///
     /// ```
     /// use twilio_webhook::Validator;
     ///
@@ -182,6 +209,16 @@ impl Validator {
     ) -> Result<(), ValidationError> {
         let claim = self.claim(Some(signature), None)?;
         let url = SignedUrl::parse(url).map_err(ValidationError::InvalidUrl)?;
+        if url.has_body_sha256() {
+            return Err(ValidationError::BodySha256NeedsRawBody);
+        }
+        if params.len() > self.max_params {
+            return Err(ValidationError::MalformedBody(
+                crate::MalformedBody::TooManyParameters {
+                    limit: self.max_params,
+                },
+            ));
+        }
         let mut sorted = SortedParams::new();
         sorted.fill_from_pairs(params);
         let signed = Signed::Params(&sorted);
@@ -226,7 +263,7 @@ impl Validator {
             }
         } else if webhook.content_type.is_some_and(is_form) {
             params
-                .fill_from_form_body(webhook.body)
+                .fill_from_form_body(webhook.body, self.max_params)
                 .map_err(ValidationError::MalformedBody)?;
             Signed::Params(&params)
         } else if webhook.body.is_empty() {
@@ -306,6 +343,7 @@ impl Validator {
                     Verified {
                         url_variant,
                         key: KeyUsed::AuthToken { index },
+                        account_sid: None,
                     }
                 })
             }
@@ -313,6 +351,7 @@ impl Validator {
                 .map(|(_, url_variant)| Verified {
                     url_variant,
                     key: KeyUsed::SharedKey { id: Arc::clone(id) },
+                    account_sid: None,
                 }),
         }
         .ok_or(ValidationError::SignatureMismatch)
@@ -431,6 +470,7 @@ impl fmt::Debug for Validator {
                     .map(|(id, _)| id)
                     .collect::<Vec<_>>(),
             )
+            .field("max_params", &self.max_params)
             .finish()
     }
 }

@@ -15,20 +15,42 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    /// Bytes allocated and not yet freed by this thread, and the most it reached.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn live_bytes(change: isize) {
+    let live = LIVE.with(|n| {
+        n.set(n.get() + change);
+        n.get()
+    });
+    PEAK.with(|p| p.set(p.get().max(live)));
 }
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        live_bytes(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        live_bytes(-(layout.size() as isize));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        live_bytes(new_size as isize - layout.size() as isize);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
+}
+
+/// The most heap `f` held at once, in bytes, beyond what was live before it.
+fn peak_bytes_during(f: impl FnOnce()) -> usize {
+    let before = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(before));
+    f();
+    (PEAK.with(Cell::get) - before) as usize
 }
 
 #[global_allocator]
@@ -82,6 +104,49 @@ fn validate_body_allocates_nothing_for_an_sms_webhook_up_to_64_params() {
         assert_eq!(verdict, Ok(()));
         assert_eq!(n, 0, "validate, {} params", params.len());
     }
+}
+
+#[test]
+fn memory_per_request_is_bounded_whatever_the_body() {
+    let validator = Validator::new("7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60");
+    let url = "https://api.example.com/twilio/sms";
+    let form = Some("application/x-www-form-urlencoded");
+    let signature = compute_signature("7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60", url, &[("a", "1")]);
+    // 1 MiB of `a&`: half a million parameters, refused after the first thousand.
+    let flood = "a&".repeat(512 * 1024);
+    let peak = peak_bytes_during(|| {
+        let verdict = validator.validate_body(url, form, flood.as_bytes(), &signature);
+        assert!(verdict.is_err());
+    });
+    println!("1 MiB of a&: peak {peak} bytes of heap");
+    assert!(peak <= 4 * 1024 * 128, "peak {peak} bytes");
+    // The largest body accepted: a thousand parameters. Memory stays within 4x of it plus the
+    // fixed parameter table.
+    let params: Vec<(String, String)> = (0..1000)
+        .map(|i| {
+            (
+                format!("MediaUrl{i}"),
+                format!("https://api.twilio.com/m/{i}%20x"),
+            )
+        })
+        .collect();
+    let body = form_body(&params);
+    let signature = compute_signature("7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60", url, &params);
+    let peak = peak_bytes_during(|| {
+        assert_eq!(
+            validator.validate_body(url, form, body.as_bytes(), &signature),
+            Ok(())
+        );
+    });
+    println!(
+        "{} bytes, 1000 params: peak {peak} bytes of heap",
+        body.len()
+    );
+    assert!(
+        peak <= 4 * body.len(),
+        "peak {peak} for {} bytes",
+        body.len()
+    );
 }
 
 #[test]

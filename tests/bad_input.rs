@@ -320,6 +320,63 @@ fn signature_settings_header_edge_cases() {
 }
 
 #[test]
+fn validate_refuses_a_body_sha256_url_it_cannot_check_the_body_of() {
+    // A JSON webhook's signature covers the URL alone: without the body, any body would pass.
+    let url = "https://hooks.example.com/events?bodySHA256=0123abcd";
+    let signature = signature_for(url, &[]);
+    let no_params: [(&str, &str); 0] = [];
+    assert_eq!(
+        Validator::new(TOKEN).validate(url, &no_params, &signature),
+        Err(ValidationError::BodySha256NeedsRawBody)
+    );
+    // Even when the caller passes parameters, and whatever the signature.
+    assert_eq!(
+        Validator::new(TOKEN).validate(url, &[("a", "1")], "garbage"),
+        Err(ValidationError::MalformedSignature)
+    );
+    assert_eq!(
+        Validator::new(TOKEN).validate(url, &[("a", "1")], &signature),
+        Err(ValidationError::BodySha256NeedsRawBody)
+    );
+    // A bodySHA256 inside the fragment is not in the query: the URL is an ordinary one.
+    let url = "https://hooks.example.com/events#x?bodySHA256=0123abcd";
+    let signature = signature_for(url, &[]);
+    assert_eq!(
+        Validator::new(TOKEN).validate(url, &no_params, &signature),
+        Ok(())
+    );
+}
+
+#[test]
+fn more_parameters_than_the_limit_are_refused_before_any_mac() {
+    let v = Validator::new(TOKEN).max_params(3);
+    let params = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")];
+    let signature = signature_for(URL, &params);
+    let too_many = Err(ValidationError::MalformedBody(
+        MalformedBody::TooManyParameters { limit: 3 },
+    ));
+    assert_eq!(v.validate(URL, &params, &signature), too_many);
+    assert_eq!(
+        v.validate_body(URL, FORM, b"a=1&b=2&c=3&d=4", &signature),
+        too_many
+    );
+    assert_eq!(
+        v.validate(URL, &params[..3], &signature_for(URL, &params[..3])),
+        Ok(())
+    );
+    // The default bounds a flood of tiny pairs: a 1 MiB body of `a&` is refused.
+    let flood = "a&".repeat(512 * 1024);
+    assert_eq!(
+        Validator::new(TOKEN).validate_body(URL, FORM, flood.as_bytes(), &signature),
+        Err(ValidationError::MalformedBody(
+            MalformedBody::TooManyParameters {
+                limit: twilio_webhook::DEFAULT_MAX_PARAMS
+            },
+        ))
+    );
+}
+
+#[test]
 fn every_error_says_something_and_no_error_text_holds_a_secret() {
     let errors = [
         ValidationError::MissingSignature,
@@ -329,6 +386,9 @@ fn every_error_says_something_and_no_error_text_holds_a_secret() {
         ValidationError::UnsignedBody,
         ValidationError::MalformedBody(MalformedBody::InvalidPercentEncoding),
         ValidationError::MalformedBody(MalformedBody::InvalidUtf8),
+        ValidationError::MalformedBody(MalformedBody::TooManyParameters { limit: 10 }),
+        ValidationError::BodySha256NeedsRawBody,
+        ValidationError::AmbiguousAccount,
         ValidationError::InvalidUrl(InvalidUrl::MissingScheme),
         ValidationError::InvalidUrl(InvalidUrl::EmptyHost),
         ValidationError::InvalidUrl(InvalidUrl::MalformedAuthority),

@@ -444,3 +444,87 @@ async fn an_async_closure_is_a_key_source_and_may_take_its_time() {
     let (response, calls, _, _) = call(layer(source), signed_request(PARENT.1, &params)).await;
     assert_eq!((response.status(), calls), (StatusCode::FORBIDDEN, 0));
 }
+
+// --- Cross-account confusion ----------------------------------------------------------------
+
+#[tokio::test]
+async fn two_distinct_account_sids_are_refused_wherever_they_are() {
+    // A tenant that knows its own token signs a request that also names another account: a
+    // handler reading the last AccountSid (as serde maps do) would act for the other account.
+    let repeated = [
+        ("AccountSid", SUB.0),
+        ("AccountSid", SIBLING.0),
+        ("Body", "x"),
+    ];
+    let (response, calls, _, _) = call(layer(accounts()), signed_request(SUB.1, &repeated)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.extensions().get::<ValidationError>(),
+        Some(&ValidationError::AmbiguousAccount)
+    );
+    assert_eq!(calls, 0);
+
+    // The body names one account, the query another.
+    let url = format!("{URL}?AccountSid={}", SIBLING.0);
+    let params = [("AccountSid", SUB.0), ("Body", "x")];
+    let request = Request::post(format!("/sms?AccountSid={}", SIBLING.0))
+        .header("content-type", FORM.unwrap())
+        .header(
+            "x-twilio-signature",
+            compute_signature(SUB.1, &url, &params),
+        )
+        .body(Full::new(Bytes::from(form_body(&params))))
+        .unwrap();
+    let (response, calls, _, _) = call(layer(accounts()), request).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(calls, 0);
+
+    // Spelled with an escape, it is the same name.
+    let body = format!("AccountSid={}&Account%53id={}&Body=x", SUB.0, SIBLING.0);
+    let signed = [
+        ("AccountSid", SUB.0),
+        ("AccountSid", SIBLING.0),
+        ("Body", "x"),
+    ];
+    let request = Request::post("/sms")
+        .header("content-type", FORM.unwrap())
+        .header("x-twilio-signature", compute_signature(SUB.1, URL, &signed))
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let (response, calls, _, _) = call(layer(accounts()), request).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(calls, 0);
+}
+
+#[tokio::test]
+async fn the_same_account_sid_repeated_passes_and_verified_names_the_account() {
+    let url = format!("{URL}?AccountSid={}", SUB.0);
+    let params = [("AccountSid", SUB.0), ("AccountSid", SUB.0), ("Body", "x")];
+    let request = Request::post(format!("/sms?AccountSid={}", SUB.0))
+        .header("content-type", FORM.unwrap())
+        .header(
+            "x-twilio-signature",
+            compute_signature(SUB.1, &url, &params),
+        )
+        .body(Full::new(Bytes::from(form_body(&params))))
+        .unwrap();
+    let (response, calls, verified, _) = call(layer(accounts()), request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls, 1);
+    assert_eq!(verified.unwrap().account_sid.as_deref(), Some(SUB.0));
+}
+
+#[tokio::test]
+async fn an_unknown_account_is_checked_with_a_stand_in_key_and_still_refused() {
+    // Refusing an unknown account computes a MAC like a known one (the time of a 403 must
+    // not say which accounts are served); signed with the stand-in's own token, still 403.
+    let params = [("AccountSid", "AC99999999999999999999999999999999")];
+    let stand_in = "twilio-webhook: stands in for an unknown account";
+    let (response, calls, _, _) = call(layer(accounts()), signed_request(stand_in, &params)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.extensions().get::<ValidationError>(),
+        Some(&ValidationError::UnknownAccount)
+    );
+    assert_eq!(calls, 0);
+}

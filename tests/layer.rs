@@ -550,3 +550,119 @@ proptest::proptest! {
         proptest::prop_assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
     }
 }
+
+/// A body that sends its first bytes and then nothing, like a client sending a byte a second.
+struct Stalled(Option<Bytes>);
+
+impl http_body::Body for Stalled {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        match self.0.take() {
+            Some(bytes) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_408_after_the_body_timeout() {
+    let called = Arc::new(AtomicUsize::new(0));
+    let inner_called = Arc::clone(&called);
+    let service = ServiceBuilder::new()
+        .layer(layer().body_timeout(std::time::Duration::from_millis(100)))
+        .service_fn(move |_: Request<Full<Bytes>>| {
+            inner_called.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+        });
+    let request = Request::post("/sms")
+        .header("content-type", FORM)
+        .body(Stalled(Some(Bytes::from_static(b"From=%2B1"))))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response =
+        tokio::time::timeout(std::time::Duration::from_secs(10), service.oneshot(request))
+            .await
+            .expect("the layer gave up on the stalled body")
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(
+        response.extensions().get::<Rejection>(),
+        Some(&Rejection::BodyTimeout {
+            after: std::time::Duration::from_millis(100)
+        })
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(100));
+    assert_eq!(called.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        twilio_webhook::middleware::DEFAULT_BODY_TIMEOUT,
+        std::time::Duration::from_secs(10)
+    );
+}
+
+#[tokio::test]
+async fn a_media_streams_handshake_signed_with_a_trailing_slash_passes() {
+    // Twilio's docs: WSS handshakes may be signed with '/' appended to the path.
+    let signature = compute_signature(
+        TOKEN,
+        "wss://hooks.example.com/media/",
+        &[] as &[(&str, &str)],
+    );
+    let request = Request::get("/media")
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .header("x-twilio-signature", signature.as_str())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (response, seen) = call(layer(), request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        seen.verified.lock().unwrap().as_ref().unwrap().url_variant,
+        twilio_webhook::UrlVariant::TrailingSlash
+    );
+    // An https request signed with the extra slash is not a WebSocket: refused.
+    let signature = compute_signature(
+        TOKEN,
+        "https://hooks.example.com/sms/",
+        &[] as &[(&str, &str)],
+    );
+    let request = Request::get("/sms")
+        .header("x-twilio-signature", signature.as_str())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        call(layer(), request).await.0.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn a_public_url_with_credentials_is_a_config_error_and_debug_never_shows_them() {
+    let layer = TwilioWebhookLayer::new(Validator::new(TOKEN)).unwrap();
+    assert_eq!(
+        layer
+            .clone()
+            .public_url("https://twilio:hunter2@hooks.example.com")
+            .err(),
+        Some(ConfigError::PublicUrlHasCredentials)
+    );
+    // A closure rejection does not stop the layer from being Debug, and nothing secret shows.
+    let layer = layer
+        .public_url("https://hooks.example.com")
+        .unwrap()
+        .rejection(|r: &Rejection| {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = r.status();
+            response
+        });
+    let shown = format!("{layer:?}");
+    assert!(
+        !shown.contains(TOKEN) && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    assert!(shown.contains("hooks.example.com"), "{shown}");
+}

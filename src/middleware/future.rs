@@ -15,8 +15,13 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::BoxError;
+use std::time::Duration;
+
+use tokio::time::Sleep;
+
 use super::key_source::KeyLookup;
 use super::layer::{Keys, Shared};
+use super::rejection_log::Event;
 use super::response::{Rejection, RejectionResponse};
 use super::service::{Unverified, check, key_request};
 use crate::{ValidationError, Verified};
@@ -51,6 +56,7 @@ pin_project! {
         },
         LookingUp {
             lookup: KeyLookup,
+            account_sid: Option<String>,
             parts: Option<Parts>,
             bytes: Bytes,
             inner: Option<S>,
@@ -94,20 +100,26 @@ where
 }
 
 pin_project! {
-    /// The whole body, within the limit. A body that arrives in one piece, as a small webhook
-    /// does, is kept as that piece: no copy, no allocation.
+    /// The whole body, within the limit and the timeout. A body that arrives in one piece, as
+    /// a small webhook does, is kept as that piece: no copy, no allocation, no timer.
     pub(crate) struct Buffer<B> {
         #[pin]
         body: Limited<B>,
+        // Started the first time the body is not ready.
+        #[pin]
+        deadline: Option<Sleep>,
+        timeout: Duration,
         first: Option<Bytes>,
         more: Option<BytesMut>,
     }
 }
 
 impl<B> Buffer<B> {
-    pub(crate) fn new(body: B, limit: usize) -> Self {
+    pub(crate) fn new(body: B, limit: usize, timeout: Duration) -> Self {
         Self {
             body: Limited::new(body, limit),
+            deadline: None,
+            timeout,
             first: None,
             more: None,
         }
@@ -119,20 +131,42 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    type Output = Result<Bytes, BoxError>;
+    /// The body, or [`Rejection::PayloadTooLarge`] (the limit is filled in by the caller),
+    /// [`Rejection::BodyUnreadable`] or [`Rejection::BodyTimeout`].
+    type Output = Result<Bytes, Rejection>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let Some(frame) = ready!(this.body.as_mut().poll_frame(cx)) else {
+            let frame = match this.body.as_mut().poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    if this.deadline.is_none() {
+                        this.deadline.set(Some(tokio::time::sleep(*this.timeout)));
+                    }
+                    let deadline = this.deadline.as_mut().as_pin_mut().expect("set above");
+                    ready!(deadline.poll(cx));
+                    return Poll::Ready(Err(Rejection::BodyTimeout {
+                        after: *this.timeout,
+                    }));
+                }
+            };
+            let Some(frame) = frame else {
                 let bytes = match (this.more.take(), this.first.take()) {
                     (Some(more), _) => more.freeze(),
                     (None, first) => first.unwrap_or_default(),
                 };
                 return Poll::Ready(Ok(bytes));
             };
+            let frame = frame.map_err(|error| {
+                if error.is::<LengthLimitError>() {
+                    Rejection::PayloadTooLarge { limit: 0 }
+                } else {
+                    Rejection::BodyUnreadable
+                }
+            })?;
             // Trailers are not part of what Twilio signs.
-            let Ok(mut data) = frame?.into_data() else {
+            let Ok(mut data) = frame.into_data() else {
                 continue;
             };
             let bytes = data.copy_to_bytes(data.remaining());
@@ -208,26 +242,23 @@ where
                 } => {
                     let collected = ready!(body.poll(cx));
                     let shared = Arc::clone(shared);
-                    let bytes = match collected {
-                        Ok(bytes) => bytes,
-                        Err(error) => {
-                            let rejection = if error.is::<LengthLimitError>() {
-                                Rejection::PayloadTooLarge {
-                                    limit: shared.body_limit,
-                                }
-                            } else {
-                                Rejection::BodyUnreadable
-                            };
-                            tracing::warn!(
-                                target: "twilio_webhook",
-                                reason = %rejection,
-                                "rejected Twilio webhook"
-                            );
-                            return Poll::Ready(Ok(respond(&shared, rejection)));
-                        }
-                    };
                     let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
                         unreachable!("the Reading state is left as soon as the body is read")
+                    };
+                    let bytes = match collected {
+                        Ok(bytes) => bytes,
+                        Err(mut rejection) => {
+                            if let Rejection::PayloadTooLarge { limit } = &mut rejection {
+                                *limit = shared.body_limit;
+                            }
+                            shared.log.record(Event {
+                                rejection: &rejection,
+                                method: &parts.method,
+                                url: None,
+                                report_only: shared.report_only,
+                            });
+                            return Poll::Ready(Ok(respond(&shared, rejection)));
+                        }
                     };
                     match &shared.keys {
                         Keys::Static(validator) => {
@@ -238,9 +269,27 @@ where
                             }
                         }
                         Keys::Source(source) => {
-                            let lookup = source.validator(key_request(&parts, &bytes));
+                            let request = match key_request(&parts, &bytes) {
+                                Ok(request) => request,
+                                Err(error) => {
+                                    shared.log.record(Event {
+                                        rejection: &Rejection::Invalid(error.clone()),
+                                        method: &parts.method,
+                                        url: None,
+                                        report_only: shared.report_only,
+                                    });
+                                    match proceed(parts, bytes, inner, Err(error), &shared) {
+                                        Ok(future) => state.set(State::Calling { future }),
+                                        Err(response) => return Poll::Ready(Ok(response)),
+                                    }
+                                    continue;
+                                }
+                            };
+                            let account_sid = request.account_sid.clone();
+                            let lookup = source.validator(request);
                             state.set(State::LookingUp {
                                 lookup,
+                                account_sid,
                                 parts: Some(parts),
                                 bytes,
                                 inner: Some(inner),
@@ -251,6 +300,7 @@ where
                 }
                 StateProj::LookingUp {
                     lookup,
+                    account_sid,
                     parts,
                     bytes,
                     inner,
@@ -264,15 +314,29 @@ where
                     let validator = match found {
                         Ok(validator) => validator,
                         Err(error) => {
-                            tracing::warn!(
+                            // The source's error is ours to show: it holds no request data.
+                            tracing::error!(
                                 target: "twilio_webhook",
                                 %error,
-                                "rejected Twilio webhook: the key lookup failed"
+                                "the key lookup failed"
                             );
-                            return Poll::Ready(Ok(respond(&shared, Rejection::KeyLookupFailed)));
+                            let rejection = Rejection::KeyLookupFailed;
+                            shared.log.record(Event {
+                                rejection: &rejection,
+                                method: &parts.method,
+                                url: None,
+                                report_only: shared.report_only,
+                            });
+                            return Poll::Ready(Ok(respond(&shared, rejection)));
                         }
                     };
-                    let verdict = check(&parts, bytes, validator.as_deref(), &shared);
+                    let verdict =
+                        check(&parts, bytes, validator.as_deref(), &shared).map(|verified| {
+                            Verified {
+                                account_sid: account_sid.take(),
+                                ..verified
+                            }
+                        });
                     match proceed(parts, bytes.clone(), inner, verdict, &shared) {
                         Ok(future) => state.set(State::Calling { future }),
                         Err(response) => return Poll::Ready(Ok(response)),

@@ -1,37 +1,73 @@
 //! `TwilioWebhookLayer`: the configuration, checked when it is built.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_layer::Layer;
 
 use super::ConfigError;
 use super::key_source::KeySource;
+use super::rejection_log::RejectionLog;
 use super::request_url::{PublicUrl, Scheme, UrlSource};
 use super::response::DefaultRejection;
 use super::service::TwilioWebhook;
 use crate::Validator;
 
-/// The default body limit: 1 MiB. Twilio's largest form webhooks are a few KiB.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// The default body limit: 256 KiB.
+///
+/// Twilio's largest form webhooks are a few KiB (an inbound SMS of 1,600 characters, every
+/// byte escaped, is under 20 KiB; an MMS with ten media about 9 KiB), so this leaves ten times
+/// the room, while a request that holds memory before its signature is checked holds a
+/// quarter of what it could with 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// The default body timeout: 10 seconds.
+///
+/// Twilio gives up on a webhook after 15 seconds in all, and sends its request in one go: a
+/// body still arriving after 10 seconds leaves the handler no time to answer, and is a slow
+/// client holding a connection and memory.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A tower [`Layer`] that refuses requests without a valid `X-Twilio-Signature`.
 ///
 /// Built from a [`Validator`]; see the [module docs](super) for an example and for how the
 /// URL is found behind proxies.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct TwilioWebhookLayer<R = DefaultRejection> {
     pub(crate) shared: Arc<Shared<R>>,
 }
 
+impl<R> core::fmt::Debug for TwilioWebhookLayer<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
 /// What every clone of the service shares.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Shared<R> {
     pub(crate) keys: Keys,
     pub(crate) url: UrlSource,
     pub(crate) body_limit: usize,
+    pub(crate) body_timeout: Duration,
     pub(crate) report_only: bool,
     pub(crate) rejection: R,
+    pub(crate) log: Arc<RejectionLog>,
+}
+
+/// Keys redacted (by the validator's own `Debug`), the rejection left out: it may be a
+/// closure, and its type says nothing useful.
+impl<R> core::fmt::Debug for Shared<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TwilioWebhookLayer")
+            .field("keys", &self.keys)
+            .field("url", &self.url)
+            .field("body_limit", &self.body_limit)
+            .field("body_timeout", &self.body_timeout)
+            .field("report_only", &self.report_only)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the keys come from.
@@ -89,8 +125,10 @@ impl TwilioWebhookLayer {
                     trust_forwarded: false,
                 },
                 body_limit: DEFAULT_BODY_LIMIT,
+                body_timeout: DEFAULT_BODY_TIMEOUT,
                 report_only: false,
                 rejection: DefaultRejection,
+                log: Arc::default(),
             }),
         }
     }
@@ -151,6 +189,17 @@ impl<R: Clone> TwilioWebhookLayer<R> {
         self.with(|shared| shared.body_limit = bytes)
     }
 
+    /// The longest the whole body may take to arrive (default [`DEFAULT_BODY_TIMEOUT`]),
+    /// counted from the first time it is not ready; a slower body is refused with 408
+    /// ([`Rejection::BodyTimeout`](super::Rejection::BodyTimeout)). A body that is ready at
+    /// once, as Twilio's are, never starts a timer.
+    ///
+    /// The timer is tokio's: the runtime must have its time driver enabled (`#[tokio::main]`
+    /// and `Builder::enable_all` do).
+    pub fn body_timeout(self, timeout: Duration) -> Self {
+        self.with(|shared| shared.body_timeout = timeout)
+    }
+
     /// Log failures but let every request through, marked with
     /// [`Unverified`](super::Unverified) instead of [`Verified`](crate::Verified): for
     /// switching validation on in production without risking an outage. 413 and 400 still
@@ -167,8 +216,10 @@ impl<R: Clone> TwilioWebhookLayer<R> {
                 keys: shared.keys,
                 url: shared.url,
                 body_limit: shared.body_limit,
+                body_timeout: shared.body_timeout,
                 report_only: shared.report_only,
                 rejection,
+                log: shared.log,
             }),
         }
     }

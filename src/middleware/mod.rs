@@ -81,6 +81,7 @@
 mod future;
 mod key_source;
 mod layer;
+mod rejection_log;
 mod request_url;
 mod response;
 mod service;
@@ -89,7 +90,7 @@ use core::fmt;
 
 pub use future::ResponseFuture;
 pub use key_source::{AccountMap, KeyLookup, KeyRequest, KeySource};
-pub use layer::{DEFAULT_BODY_LIMIT, TwilioWebhookLayer};
+pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, TwilioWebhookLayer};
 pub use request_url::Scheme;
 pub use response::{DefaultRejection, Rejection, RejectionResponse};
 pub use service::{TwilioWebhook, Unverified};
@@ -114,6 +115,10 @@ pub enum ConfigError {
     PublicUrlTrailingSlash,
     /// The public URL's scheme is neither `https` nor `http`.
     UnsupportedScheme,
+    /// The public URL carries `user:password@`. Twilio drops credentials from the URL before
+    /// signing, so they never belong in the signed URL; HTTP authentication credentials are
+    /// configured on their own.
+    PublicUrlHasCredentials,
 }
 
 impl fmt::Display for ConfigError {
@@ -134,6 +139,12 @@ impl fmt::Display for ConfigError {
             Self::UnsupportedScheme => {
                 f.write_str("the public URL must start with https:// or http://")
             }
+            Self::PublicUrlHasCredentials => f.write_str(
+                "the public URL must not carry user:password@: Twilio drops the credentials \
+                 before signing, so give the base without them (credentials belong in the \
+                 webhook URL configured in Twilio and in the layer's HTTP authentication \
+                 settings)",
+            ),
         }
     }
 }

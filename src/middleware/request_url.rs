@@ -57,7 +57,10 @@ pub(crate) struct PublicUrl {
 
 impl PublicUrl {
     pub(crate) fn parse(base: &str) -> Result<Self, ConfigError> {
-        SignedUrl::parse(base).map_err(ConfigError::InvalidPublicUrl)?;
+        let parsed = SignedUrl::parse(base).map_err(ConfigError::InvalidPublicUrl)?;
+        if parsed.has_userinfo() {
+            return Err(ConfigError::PublicUrlHasCredentials);
+        }
         if base.contains(['?', '#']) {
             return Err(ConfigError::PublicUrlHasQuery);
         }
@@ -124,7 +127,7 @@ impl UrlSource {
                 let mut scheme = Cow::Borrowed(scheme.as_str(websocket));
                 let mut authority = Cow::Borrowed(request_authority(parts)?);
                 if *trust_forwarded {
-                    if let Some((proto, host)) = forwarded(&parts.headers) {
+                    if let Some((proto, host)) = forwarded(&parts.headers)? {
                         if let Some(proto) = proto {
                             scheme = match websocket_scheme(&proto) {
                                 Some(ws) if websocket => Cow::Borrowed(ws),
@@ -190,36 +193,87 @@ fn check_authority(authority: &str) -> Result<(), InvalidUrl> {
     Ok(())
 }
 
+/// A proxy's `proto` and `host`, each if it gave one.
+type ProtoAndHost = (Option<String>, Option<String>);
+
 /// `(proto, host)` from `Forwarded` (RFC 7239), else `X-Forwarded-Proto/Host/Port`: the first
-/// (client-side) value of each comma-separated list.
-fn forwarded(headers: &HeaderMap) -> Option<(Option<String>, Option<String>)> {
-    if let Some(value) = first_value(headers.get(FORWARDED)) {
-        let mut proto = None;
-        let mut host = None;
-        for pair in value.split(';') {
-            let Some((name, val)) = pair.split_once('=') else {
-                continue;
-            };
-            let val = val.trim().trim_matches('"').to_owned();
-            match name.trim().to_ascii_lowercase().as_str() {
-                "proto" => proto = Some(val),
-                "host" => host = Some(val),
-                _ => {}
+/// (client-side) value of each comma-separated list. A proto other than `http`, `https`, `ws`
+/// or `wss` is refused: it would make a URL Twilio never requested.
+fn forwarded(headers: &HeaderMap) -> Result<Option<ProtoAndHost>, InvalidUrl> {
+    let found = if let Some(value) = headers.get(FORWARDED) {
+        let value = value.to_str().map_err(|_| InvalidUrl::MalformedAuthority)?;
+        let (proto, host) = first_forwarded_element(value)?;
+        Some((proto, host))
+    } else {
+        let proto = first_value(headers.get(&X_FORWARDED_PROTO)).map(str::to_owned);
+        let mut host = first_value(headers.get(&X_FORWARDED_HOST)).map(str::to_owned);
+        if let Some(port) = first_value(headers.get(&X_FORWARDED_PORT)) {
+            if !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(InvalidUrl::MalformedAuthority);
+            }
+            if let Some(h) = host.as_mut() {
+                replace_port(h, port);
             }
         }
-        return Some((proto, host));
-    }
-    let proto = first_value(headers.get(&X_FORWARDED_PROTO)).map(str::to_owned);
-    let mut host = first_value(headers.get(&X_FORWARDED_HOST)).map(str::to_owned);
-    if let Some(port) = first_value(headers.get(&X_FORWARDED_PORT)) {
-        if let Some(h) = host.as_mut() {
-            replace_port(h, port);
+        (proto.is_some() || host.is_some()).then_some((proto, host))
+    };
+    if let Some((Some(proto), _)) = &found {
+        if !["http", "https", "ws", "wss"]
+            .iter()
+            .any(|known| proto.eq_ignore_ascii_case(known))
+        {
+            return Err(InvalidUrl::MissingScheme);
         }
     }
-    if proto.is_none() && host.is_none() {
-        return None;
+    Ok(found)
+}
+
+/// `proto` and `host` of the first element of a `Forwarded` header. Hand-written because no
+/// well-kept crate parses RFC 7239, and a naive split on `,` cuts inside quoted values
+/// (`host="a,b"`): pairs are `;`-separated, elements `,`-separated, and a value is a token or
+/// a quoted string with `\` escapes. Unterminated quotes are refused.
+fn first_forwarded_element(value: &str) -> Result<ProtoAndHost, InvalidUrl> {
+    let (mut proto, mut host) = (None, None);
+    let mut rest = value;
+    loop {
+        let rest_trimmed = rest.trim_start_matches([' ', '\t', ';']);
+        if rest_trimmed.is_empty() || rest_trimmed.starts_with(',') {
+            break;
+        }
+        let eq = rest_trimmed
+            .find(['=', ';', ','])
+            .filter(|&i| rest_trimmed.as_bytes()[i] == b'=')
+            .ok_or(InvalidUrl::MalformedAuthority)?;
+        let name = rest_trimmed[..eq].trim();
+        let after = &rest_trimmed[eq + 1..];
+        let (val, remainder) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => out.push(chars.next().ok_or(InvalidUrl::MalformedAuthority)?.1),
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            let end = end.ok_or(InvalidUrl::MalformedAuthority)?;
+            (out, &quoted[end..])
+        } else {
+            let end = after.find([';', ',']).unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        if name.eq_ignore_ascii_case("proto") {
+            proto = Some(val);
+        } else if name.eq_ignore_ascii_case("host") {
+            host = Some(val);
+        }
+        rest = remainder;
     }
-    Some((proto, host))
+    Ok((proto, host))
 }
 
 fn first_value(value: Option<&HeaderValue>) -> Option<&str> {
@@ -383,6 +437,66 @@ mod tests {
         }
         let req = parts("/sms", &[]);
         assert_eq!(from_request(false).url(&req), Err(InvalidUrl::EmptyHost));
+    }
+
+    #[test]
+    fn trusted_forwarded_protos_must_be_http_or_websocket_schemes() {
+        for proto in ["ftp", "javascript", "https:", ""] {
+            let req = parts("/sms", &[("host", "h"), ("x-forwarded-proto", proto)]);
+            if proto.is_empty() {
+                // An empty header is no header.
+                assert_eq!(from_request(true).url(&req).unwrap(), "https://h/sms");
+                continue;
+            }
+            assert!(from_request(true).url(&req).is_err(), "{proto:?}");
+            let forwarded = format!("proto={proto}");
+            let req = parts("/sms", &[("host", "h"), ("forwarded", &forwarded)]);
+            assert!(from_request(true).url(&req).is_err(), "{proto:?}");
+        }
+        for proto in ["http", "HTTPS", "wss", "ws"] {
+            let req = parts("/sms", &[("host", "h"), ("x-forwarded-proto", proto)]);
+            assert!(from_request(true).url(&req).is_ok(), "{proto}");
+        }
+        let req = parts("/sms", &[("host", "h"), ("x-forwarded-port", "44x")]);
+        assert!(from_request(true).url(&req).is_err());
+    }
+
+    #[test]
+    fn quoted_forwarded_values_are_read_whole() {
+        assert_eq!(
+            first_forwarded_element(r#"for="[::1]:80";host="a,b";proto=https, host=c"#),
+            Ok((Some("https".into()), Some("a,b".into())))
+        );
+        assert_eq!(
+            first_forwarded_element(r#"host="h\"x";proto="http""#),
+            Ok((Some("http".into()), Some("h\"x".into())))
+        );
+        assert_eq!(
+            first_forwarded_element("for=1.2.3.4, host=second"),
+            Ok((None, None))
+        );
+        for bad in [
+            r#"host="unterminated"#,
+            "host",
+            r#"host="x\"#,
+            "for=1;;proto",
+        ] {
+            assert!(first_forwarded_element(bad).is_err(), "{bad}");
+        }
+        // A quoted host with a comma is one host, not two: it is not a valid authority.
+        let req = parts("/sms", &[("host", "h"), ("forwarded", r#"host="a,b""#)]);
+        assert_ne!(
+            from_request(true).url(&req).ok().as_deref(),
+            Some("https://a/sms")
+        );
+    }
+
+    #[test]
+    fn a_public_url_with_credentials_is_refused_and_says_where_they_go() {
+        let error = PublicUrl::parse("https://user:secret@hooks.example.com").unwrap_err();
+        assert_eq!(error, ConfigError::PublicUrlHasCredentials);
+        assert!(!error.to_string().contains("secret"));
+        assert!(error.to_string().contains("Twilio"));
     }
 
     #[test]

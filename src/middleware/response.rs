@@ -18,6 +18,13 @@ pub enum Rejection {
     },
     /// The body could not be read (the client went away, a transport error). 400.
     BodyUnreadable,
+    /// The body did not arrive within the layer's body timeout: a client sending a byte a
+    /// second holds a connection and memory for nothing. Twilio sends the whole request at
+    /// once. 408.
+    BodyTimeout {
+        /// The configured timeout.
+        after: core::time::Duration,
+    },
     /// The [`KeySource`](super::KeySource) failed. 503, so Twilio retries rather than
     /// marking the webhook broken.
     KeyLookupFailed,
@@ -30,6 +37,7 @@ impl Rejection {
             Self::Invalid(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::KeyLookupFailed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -43,6 +51,9 @@ impl core::fmt::Display for Rejection {
                 write!(f, "the request body is larger than the {limit}-byte limit")
             }
             Self::BodyUnreadable => f.write_str("the request body could not be read"),
+            Self::BodyTimeout { after } => {
+                write!(f, "the request body did not arrive within {after:?}")
+            }
             Self::KeyLookupFailed => f.write_str("the key for this request could not be looked up"),
         }
     }

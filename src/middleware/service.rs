@@ -10,11 +10,15 @@ use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
 
+use std::sync::LazyLock;
+
 use super::BoxError;
 use super::future::{Buffer, ResponseFuture};
 use super::layer::Shared;
+use super::rejection_log::Event;
 use super::response::{Rejection, RejectionResponse};
-use crate::ValidationError;
+use crate::form::param_values;
+use crate::{ValidationError, Validator, Verified, Webhook};
 
 /// Refuses requests without a valid `X-Twilio-Signature`, then calls the inner service with
 /// the same request, its body buffered (`Full<Bytes>`).
@@ -63,17 +67,18 @@ where
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit as u64) {
-            tracing::warn!(
-                target: "twilio_webhook",
-                content_length = declared,
-                limit,
-                "rejected Twilio webhook: body over the limit"
-            );
-            return ResponseFuture::rejected(&shared, Rejection::PayloadTooLarge { limit });
+            let rejection = Rejection::PayloadTooLarge { limit };
+            shared.log.record(Event {
+                rejection: &rejection,
+                method: request.method(),
+                url: None,
+                report_only: shared.report_only,
+            });
+            return ResponseFuture::rejected(&shared, rejection);
         }
 
         let (parts, body) = request.into_parts();
-        let body = Buffer::new(body, limit);
+        let body = Buffer::new(body, limit, shared.body_timeout);
         ResponseFuture::reading(parts, body, inner, shared)
     }
 }
@@ -82,21 +87,24 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unverified(pub crate::ValidationError);
 
-/// Checks the buffered request with `validator`; logs why when it fails.
+/// An auth token nobody has: an unknown account is checked with it, so that refusing one costs
+/// what checking a known one does and the time of a 403 says nothing about which accounts a
+/// platform serves.
+static UNKNOWN_ACCOUNT: LazyLock<Validator> =
+    LazyLock::new(|| Validator::new("twilio-webhook: stands in for an unknown account"));
+
+/// Checks the buffered request with `validator` (`None`: the key source knows no such
+/// account); logs why when it fails.
 pub(crate) fn check<R>(
     parts: &http::request::Parts,
     body: &[u8],
-    validator: Option<&crate::Validator>,
+    validator: Option<&Validator>,
     shared: &Shared<R>,
-) -> Result<crate::Verified, crate::ValidationError> {
+) -> Result<Verified, ValidationError> {
     let mut buf = super::request_url::UrlBuf::new();
-    let url = shared
-        .url
-        .write_url(parts, &mut buf)
-        .map_err(crate::ValidationError::InvalidUrl);
-    let verdict = url.clone().and_then(|url| {
-        let validator = validator.ok_or(crate::ValidationError::UnknownAccount)?;
-        validator.verify(&crate::Webhook {
+    let url = shared.url.write_url(parts, &mut buf);
+    let verdict = url.map_err(ValidationError::InvalidUrl).and_then(|url| {
+        let verdict = validator.unwrap_or(&UNKNOWN_ACCOUNT).verify(&Webhook {
             url,
             content_type: header_str(
                 &parts.headers,
@@ -114,26 +122,26 @@ pub(crate) fn check<R>(
                 &X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS,
                 ValidationError::MalformedSignatureSettings,
             )?,
-        })
+        });
+        // The verdict of the stand-in key is never used: it was computed for its time.
+        match validator {
+            Some(_) => verdict,
+            None => Err(ValidationError::UnknownAccount),
+        }
     });
-    if let Ok(verified) = &verdict {
-        tracing::debug!(
+    match &verdict {
+        Ok(verified) => tracing::debug!(
             target: "twilio_webhook",
             url_variant = %verified.url_variant,
             key = ?verified.key,
             "verified Twilio webhook"
-        );
-    }
-    if let Err(error) = &verdict {
-        let tried = url.map(crate::url::redacted_candidates).unwrap_or_default();
-        tracing::warn!(
-            target: "twilio_webhook",
-            reason = %error,
-            method = %parts.method,
-            tried_urls = ?tried,
-            report_only = shared.report_only,
-            "rejected Twilio webhook"
-        );
+        ),
+        Err(error) => shared.log.record(Event {
+            rejection: &Rejection::Invalid(error.clone()),
+            method: &parts.method,
+            url: url.ok(),
+            report_only: shared.report_only,
+        }),
     }
     verdict
 }
@@ -157,17 +165,29 @@ pub(crate) fn header_str<'p, E>(
     }
 }
 
-/// What a key source may look at. `AccountSid` comes from the form body, else the query.
-pub(crate) fn key_request(parts: &http::request::Parts, body: &[u8]) -> super::KeyRequest {
+/// What a key source may look at. `AccountSid` comes from the form body and the query
+/// together: more than one distinct value is refused, so the account whose key verifies the
+/// request is the only one a handler can read.
+pub(crate) fn key_request(
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<super::KeyRequest, ValidationError> {
     let uri = super::request_url::original_uri(parts).clone();
-    let account_sid = crate::form::find_param(body, "AccountSid").or_else(|| {
-        uri.query()
-            .and_then(|query| crate::form::find_param(query.as_bytes(), "AccountSid"))
-    });
-    super::KeyRequest {
+    let query = uri.query().unwrap_or_default().as_bytes();
+    let mut account_sid: Option<String> = None;
+    let all = param_values(body, "AccountSid").chain(param_values(query, "AccountSid"));
+    for value in all {
+        let value = value.ok_or(ValidationError::AmbiguousAccount)?;
+        match &account_sid {
+            Some(first) if *first != value => return Err(ValidationError::AmbiguousAccount),
+            Some(_) => {}
+            None => account_sid = Some(value),
+        }
+    }
+    Ok(super::KeyRequest {
         account_sid,
         method: parts.method.clone(),
         uri,
         headers: parts.headers.clone(),
-    }
+    })
 }

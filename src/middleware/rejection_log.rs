@@ -1,0 +1,175 @@
+//! One bounded `tracing` event per rejection: the same fields on every path, attacker-chosen
+//! text truncated, and a rate limit per reason, so a flood of forged requests costs kilobytes
+//! of logs, not gigabytes.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::Method;
+
+use super::response::Rejection;
+use crate::ValidationError;
+
+/// Events per reason per window; past it, rejections are counted and the count is reported
+/// with the next event of that reason.
+const BURST: u32 = 10;
+/// The window of [`BURST`].
+const WINDOW: Duration = Duration::from_secs(60);
+/// The longest attacker-controlled text (URL, method) copied into an event, in bytes.
+pub(crate) const MAX_FIELD: usize = 160;
+
+/// The reasons counted apart, so a flood of one does not hide another.
+const SLOTS: usize = 12;
+
+/// Rate limits rejection events, per reason.
+#[derive(Debug)]
+pub(crate) struct RejectionLog {
+    slots: Mutex<[Slot; SLOTS]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    window_start: Option<Instant>,
+    emitted: u32,
+    suppressed: u64,
+}
+
+impl Default for RejectionLog {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::new(
+                [Slot {
+                    window_start: None,
+                    emitted: 0,
+                    suppressed: 0,
+                }; SLOTS],
+            ),
+        }
+    }
+}
+
+/// What one rejection event says: the same fields on every path.
+pub(crate) struct Event<'a> {
+    pub(crate) rejection: &'a Rejection,
+    pub(crate) method: &'a Method,
+    /// The URL as received, when one was built.
+    pub(crate) url: Option<&'a str>,
+    pub(crate) report_only: bool,
+}
+
+impl RejectionLog {
+    /// `Some(suppressed since the last event)` if an event of this reason may be written now.
+    fn admit(&self, slot: usize, now: Instant) -> Option<u64> {
+        // A poisoned lock only means another thread panicked mid-update of a counter.
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut slots[slot];
+        if slot
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= WINDOW)
+        {
+            slot.window_start = Some(now);
+            slot.emitted = 0;
+        }
+        if slot.emitted < BURST {
+            slot.emitted += 1;
+            Some(core::mem::take(&mut slot.suppressed))
+        } else {
+            slot.suppressed += 1;
+            None
+        }
+    }
+
+    /// Writes the event for a rejection, unless its reason is over its rate.
+    pub(crate) fn record(&self, event: Event<'_>) {
+        let Some(suppressed) = self.admit(slot(event.rejection), Instant::now()) else {
+            return;
+        };
+        let method = truncate(event.method.as_str());
+        let (url, tried) = match event.url.map(crate::url::for_log) {
+            Some((url, tried)) => (Some(truncate(&url).into_owned()), tried),
+            None => (None, Vec::new()),
+        };
+        let reason = event.rejection;
+        let report_only = event.report_only;
+        // A request without any signature is what every scanner sends: routine, not alarming.
+        if matches!(
+            reason,
+            Rejection::Invalid(ValidationError::MissingSignature)
+        ) {
+            tracing::debug!(
+                target: "twilio_webhook",
+                %reason, %method, url, ?tried, report_only, suppressed,
+                "rejected Twilio webhook"
+            );
+        } else {
+            tracing::warn!(
+                target: "twilio_webhook",
+                %reason, %method, url, ?tried, report_only, suppressed,
+                "rejected Twilio webhook"
+            );
+        }
+    }
+}
+
+/// At most [`MAX_FIELD`] bytes, cut at a character boundary, marked with `…` when cut.
+pub(crate) fn truncate(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_FIELD {
+        return text.into();
+    }
+    let mut end = MAX_FIELD;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
+fn slot(rejection: &Rejection) -> usize {
+    use ValidationError as E;
+    match rejection {
+        Rejection::Invalid(error) => match error {
+            E::MissingSignature => 0,
+            E::MalformedSignature | E::MalformedSignatureSettings => 1,
+            E::SignatureMismatch => 2,
+            E::BodyHashMismatch | E::UnsignedBody | E::BodySha256NeedsRawBody => 3,
+            E::MalformedBody(_) => 4,
+            E::InvalidUrl(_) => 5,
+            E::UnknownAccount | E::AmbiguousAccount | E::NoUsableKey => 6,
+            E::UnknownAlgorithm | E::UnknownSharedKey => 7,
+        },
+        Rejection::PayloadTooLarge { .. } => 8,
+        Rejection::BodyUnreadable | Rejection::BodyTimeout { .. } => 9,
+        Rejection::KeyLookupFailed => 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_gets_its_burst_per_window_then_a_count() {
+        let log = RejectionLog::default();
+        let start = Instant::now();
+        for _ in 0..BURST {
+            assert_eq!(log.admit(2, start), Some(0));
+        }
+        for _ in 0..500 {
+            assert_eq!(log.admit(2, start), None);
+        }
+        // Another reason is not held back by the flood.
+        assert_eq!(log.admit(0, start), Some(0));
+        // The next window reports what was held back.
+        let later = start + WINDOW;
+        assert_eq!(log.admit(2, later), Some(500));
+        assert_eq!(log.admit(2, later), Some(0));
+    }
+
+    #[test]
+    fn long_fields_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(200);
+        let cut = truncate(&long);
+        assert!(cut.len() <= MAX_FIELD + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
+        assert_eq!(truncate("/sms"), "/sms");
+    }
+}
