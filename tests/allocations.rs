@@ -202,7 +202,7 @@ fn the_layer_adds_a_fixed_handful_of_allocations_per_request() {
 /// Allocations made by one request through `service`, after one to warm up (lazy statics,
 /// thread-locals).
 #[cfg(feature = "tower")]
-fn allocations_per_request<S>(
+fn allocations_per_request<S, B>(
     runtime: &tokio::runtime::Runtime,
     service: &mut S,
     request: &dyn Fn() -> http::Request<http_body_util::Full<bytes::Bytes>>,
@@ -210,7 +210,7 @@ fn allocations_per_request<S>(
 where
     S: tower::Service<
             http::Request<http_body_util::Full<bytes::Bytes>>,
-            Response = http::Response<http_body_util::Full<bytes::Bytes>>,
+            Response = http::Response<B>,
         >,
     S::Error: std::fmt::Debug,
 {

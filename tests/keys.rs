@@ -13,7 +13,8 @@ use http_body_util::Full;
 use support::{Case, conformance, form_body, sha256_hex};
 use tower::{ServiceBuilder, ServiceExt};
 use twilio_webhook::middleware::{
-    AccountMap, KeyLookup, KeyRequest, KeySource, Rejection, TwilioWebhookLayer, Unverified,
+    AccountMap, KeyLookup, KeyRequest, KeySource, Rejection, ResponseBody, TwilioWebhookLayer,
+    Unverified,
 };
 use twilio_webhook::{KeyUsed, ValidationError, Validator, Verified, compute_signature};
 
@@ -86,7 +87,7 @@ async fn call(
     layer: TwilioWebhookLayer,
     request: Request<Full<Bytes>>,
 ) -> (
-    Response<Full<Bytes>>,
+    Response<ResponseBody<Full<Bytes>>>,
     usize,
     Option<Verified>,
     Option<Unverified>,

@@ -11,7 +11,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use support::{chunked, form_body, sha256_hex, streamed};
 use tower::{ServiceBuilder, ServiceExt};
-use twilio_webhook::middleware::{ConfigError, Rejection, Scheme, TwilioWebhookLayer, Unverified};
+use twilio_webhook::middleware::{
+    ConfigError, Rejection, ResponseBody, Scheme, TwilioWebhookLayer, Unverified,
+};
 use twilio_webhook::{
     KeyUsed, UrlVariant, ValidationError, Validator, Verified, compute_signature,
 };
@@ -29,9 +31,9 @@ struct Seen {
 }
 
 async fn call(
-    layer: TwilioWebhookLayer<impl twilio_webhook::middleware::RejectionResponse<Full<Bytes>>>,
+    layer: TwilioWebhookLayer<impl twilio_webhook::middleware::RejectionResponse>,
     request: Request<Full<Bytes>>,
-) -> (Response<Full<Bytes>>, Arc<Seen>) {
+) -> (Response<ResponseBody<Full<Bytes>>>, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let inner_seen = Arc::clone(&seen);
     let service =
@@ -383,7 +385,7 @@ async fn report_only_passes_failures_on_marked_unverified() {
 #[tokio::test]
 async fn a_custom_rejection_response_replaces_the_default() {
     let layer = layer().rejection(|rejection: &Rejection| {
-        let mut response = Response::new(Full::new(Bytes::from("<Response/>")));
+        let mut response = Response::new("<Response/>");
         *response.status_mut() = match rejection {
             Rejection::Invalid(ValidationError::MissingSignature) => StatusCode::UNAUTHORIZED,
             other => other.status(),
@@ -655,7 +657,7 @@ fn a_public_url_with_credentials_is_a_config_error_and_debug_never_shows_them() 
         .public_url("https://hooks.example.com")
         .unwrap()
         .rejection(|r: &Rejection| {
-            let mut response = Response::new(Full::new(Bytes::new()));
+            let mut response = Response::new(Bytes::new());
             *response.status_mut() = r.status();
             response
         });

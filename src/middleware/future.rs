@@ -22,7 +22,7 @@ use tokio::time::Sleep;
 use super::key_source::KeyLookup;
 use super::layer::{Keys, Shared};
 use super::rejection_log::Event;
-use super::response::{Rejection, RejectionResponse};
+use super::response::{Rejection, RejectionResponse, ResponseBody};
 use super::service::{Unverified, check, key_request};
 use crate::{ValidationError, Verified};
 
@@ -67,7 +67,7 @@ pin_project! {
             future: S::Future,
         },
         Refused {
-            response: Option<S::Response>,
+            response: Option<Response<Full<Bytes>>>,
         },
     }
 }
@@ -77,7 +77,7 @@ where
     S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
     B: Body,
     B::Error: Into<BoxError>,
-    R: RejectionResponse<ResBody>,
+    R: RejectionResponse,
 {
     pub(crate) fn reading(parts: Parts, body: Buffer<B>, inner: S, shared: Arc<Shared<R>>) -> Self {
         Self {
@@ -185,16 +185,24 @@ where
 }
 
 /// The rejection response, with the reason in its extensions for outer layers.
-fn respond<R: RejectionResponse<ResBody>, ResBody>(
+fn respond<R: RejectionResponse>(
     shared: &Shared<R>,
     rejection: Rejection,
-) -> Response<ResBody> {
-    let mut response = shared.rejection.response(&rejection);
+) -> Response<Full<Bytes>> {
+    let mut response = shared
+        .rejection
+        .response(&rejection)
+        .map(|body| Full::new(body.into()));
     if let Rejection::Invalid(error) = &rejection {
         response.extensions_mut().insert(error.clone());
     }
     response.extensions_mut().insert(rejection);
     response
+}
+
+/// A response the layer built, in the layer's response body.
+fn layer_answer<B>(response: Response<Full<Bytes>>) -> Response<ResponseBody<B>> {
+    response.map(|body| ResponseBody::Layer { body })
 }
 
 /// Calls the inner service with the request marked, or answers the rejection.
@@ -204,10 +212,10 @@ fn proceed<S, R, ResBody>(
     mut inner: S,
     verdict: Result<Verified, ValidationError>,
     shared: &Shared<R>,
-) -> Result<S::Future, Response<ResBody>>
+) -> Result<S::Future, Response<Full<Bytes>>>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
-    R: RejectionResponse<ResBody>,
+    R: RejectionResponse,
 {
     match verdict {
         Ok(verified) => {
@@ -226,9 +234,9 @@ where
     S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
     B: Body,
     B::Error: Into<BoxError>,
-    R: RejectionResponse<ResBody>,
+    R: RejectionResponse,
 {
-    type Output = Result<Response<ResBody>, S::Error>;
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -257,7 +265,7 @@ where
                                 url: None,
                                 report_only: shared.report_only,
                             });
-                            return Poll::Ready(Ok(respond(&shared, rejection)));
+                            return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
                         }
                     };
                     match &shared.keys {
@@ -265,7 +273,7 @@ where
                             let verdict = check(&parts, &bytes, Some(validator), &shared);
                             match proceed(parts, bytes, inner, verdict, &shared) {
                                 Ok(future) => state.set(State::Calling { future }),
-                                Err(response) => return Poll::Ready(Ok(response)),
+                                Err(response) => return Poll::Ready(Ok(layer_answer(response))),
                             }
                         }
                         Keys::Source(source) => {
@@ -280,7 +288,9 @@ where
                                     });
                                     match proceed(parts, bytes, inner, Err(error), &shared) {
                                         Ok(future) => state.set(State::Calling { future }),
-                                        Err(response) => return Poll::Ready(Ok(response)),
+                                        Err(response) => {
+                                            return Poll::Ready(Ok(layer_answer(response)));
+                                        }
                                     }
                                     continue;
                                 }
@@ -327,7 +337,7 @@ where
                                 url: None,
                                 report_only: shared.report_only,
                             });
-                            return Poll::Ready(Ok(respond(&shared, rejection)));
+                            return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
                         }
                     };
                     let verdict =
@@ -339,13 +349,17 @@ where
                         });
                     match proceed(parts, bytes.clone(), inner, verdict, &shared) {
                         Ok(future) => state.set(State::Calling { future }),
-                        Err(response) => return Poll::Ready(Ok(response)),
+                        Err(response) => return Poll::Ready(Ok(layer_answer(response))),
                     }
                 }
-                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Calling { future } => {
+                    return future
+                        .poll(cx)
+                        .map_ok(|response| response.map(|body| ResponseBody::Inner { body }));
+                }
                 StateProj::Refused { response } => {
                     let response = response.take().expect("polled after completion");
-                    return Poll::Ready(Ok(response));
+                    return Poll::Ready(Ok(layer_answer(response)));
                 }
             }
         }

@@ -92,7 +92,7 @@ pub use future::ResponseFuture;
 pub use key_source::{AccountMap, KeyLookup, KeyRequest, KeySource};
 pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, TwilioWebhookLayer};
 pub use request_url::Scheme;
-pub use response::{DefaultRejection, Rejection, RejectionResponse};
+pub use response::{DefaultRejection, Rejection, RejectionResponse, ResponseBody};
 pub use service::{TwilioWebhook, Unverified};
 
 use crate::InvalidUrl;

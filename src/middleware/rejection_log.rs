@@ -138,7 +138,8 @@ fn slot(rejection: &Rejection) -> usize {
         },
         Rejection::PayloadTooLarge { .. } => 8,
         Rejection::BodyUnreadable | Rejection::BodyTimeout { .. } => 9,
-        Rejection::KeyLookupFailed => 10,
+        Rejection::KeyLookupFailed | Rejection::ReplayStoreFailed => 10,
+        Rejection::Duplicate => 11,
     }
 }
 

@@ -1,7 +1,15 @@
 //! What a refused request gets back.
 
-use http::{Response, StatusCode};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+
+use super::BoxError;
 use crate::ValidationError;
 
 /// Why the middleware refused a request. Attached to every rejection response's extensions
@@ -28,6 +36,13 @@ pub enum Rejection {
     /// The [`KeySource`](super::KeySource) failed. 503, so Twilio retries rather than
     /// marking the webhook broken.
     KeyLookupFailed,
+    /// Not an error: the request is a copy of one already handled, or still being handled
+    /// (the replay guard). Answered without calling the inner service; `200` by default, with
+    /// the empty TwiML `<Response/>`, so Twilio stops re-sending.
+    Duplicate,
+    /// The replay guard's store failed and the guard is set to fail closed. 503, so Twilio
+    /// retries.
+    ReplayStoreFailed,
 }
 
 impl Rejection {
@@ -38,7 +53,8 @@ impl Rejection {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::KeyLookupFailed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeyLookupFailed | Self::ReplayStoreFailed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Duplicate => StatusCode::OK,
         }
     }
 }
@@ -55,17 +71,24 @@ impl core::fmt::Display for Rejection {
                 write!(f, "the request body did not arrive within {after:?}")
             }
             Self::KeyLookupFailed => f.write_str("the key for this request could not be looked up"),
+            Self::Duplicate => f.write_str("the request is a copy of one already handled"),
+            Self::ReplayStoreFailed => {
+                f.write_str("the replay guard's store failed, and the guard fails closed")
+            }
         }
     }
 }
 
 impl std::error::Error for Rejection {}
 
-/// Builds the response for a refused request.
+/// Builds the response for a refused request (and for a duplicate, when the replay guard is
+/// on).
 ///
 /// The default, [`DefaultRejection`], answers with the status of [`Rejection::status`] and an
-/// empty body: nothing that would help an attacker. Any `Fn(&Rejection) -> Response<B>` that is
-/// `Clone + Send + Sync + 'static` works too:
+/// empty body: nothing that would help an attacker. Any `Fn(&Rejection) -> Response<T>` that is
+/// `Clone + Send + Sync + 'static` works too, where `T` is anything that becomes [`Bytes`]
+/// (`String`, `&'static str`, `Vec<u8>`, `Bytes`): the layer wraps it in its own
+/// [`ResponseBody`], so the rejection's body type never has to match the inner service's.
 ///
 /// ```
 /// use http::{Response, StatusCode};
@@ -82,29 +105,101 @@ impl std::error::Error for Rejection {}
 /// );
 /// # Ok(()) }
 /// ```
-pub trait RejectionResponse<B>: Clone + Send + Sync + 'static {
+pub trait RejectionResponse: Clone + Send + Sync + 'static {
+    /// The body of the responses it builds.
+    type Body: Into<Bytes>;
+
     /// The response for `rejection`. The middleware adds `rejection` (and its
     /// [`ValidationError`]) to the response's extensions afterwards.
-    fn response(&self, rejection: &Rejection) -> Response<B>;
+    fn response(&self, rejection: &Rejection) -> Response<Self::Body>;
 }
 
-/// The default rejection: the status alone, with an empty body.
+/// The default rejection: the status alone, with an empty body; for a duplicate, `200` with
+/// `Content-Type: text/xml` and `<Response/>`, the empty TwiML that makes Twilio stop
+/// re-sending and do nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
-impl<B: Default> RejectionResponse<B> for DefaultRejection {
-    fn response(&self, rejection: &Rejection) -> Response<B> {
-        let mut response = Response::new(B::default());
+impl RejectionResponse for DefaultRejection {
+    type Body = Bytes;
+
+    fn response(&self, rejection: &Rejection) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::new());
+        if let Rejection::Duplicate = rejection {
+            *response.body_mut() = Bytes::from_static(b"<Response/>");
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/xml"),
+            );
+        }
         *response.status_mut() = rejection.status();
         response
     }
 }
 
-impl<B, F> RejectionResponse<B> for F
+impl<F, T> RejectionResponse for F
 where
-    F: Fn(&Rejection) -> Response<B> + Clone + Send + Sync + 'static,
+    F: Fn(&Rejection) -> Response<T> + Clone + Send + Sync + 'static,
+    T: Into<Bytes>,
 {
-    fn response(&self, rejection: &Rejection) -> Response<B> {
+    type Body = T;
+
+    fn response(&self, rejection: &Rejection) -> Response<T> {
         self(rejection)
+    }
+}
+
+pin_project! {
+    /// The body of every response from the layer: the inner service's own, or the layer's
+    /// answer to a request it refused. The two need not be of one type, so the layer stacks
+    /// inside and outside tower-http's `TraceLayer` and `CompressionLayer` alike.
+    #[project = ResponseBodyProj]
+    // The variants' one field each is `body`: what the variant's doc says.
+    #[allow(missing_docs)]
+    pub enum ResponseBody<B> {
+        /// The inner service's body, untouched.
+        Inner {
+            #[pin]
+            body: B,
+        },
+        /// The layer's answer: empty, or what a custom rejection returned.
+        Layer {
+            body: Full<Bytes>,
+        },
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            ResponseBodyProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
+            ResponseBodyProj::Layer { body } => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Inner { body } => body.is_end_stream(),
+            Self::Layer { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Inner { body } => body.size_hint(),
+            Self::Layer { body } => body.size_hint(),
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::BoxError;
 use super::future::{Buffer, ResponseFuture};
 use super::layer::Shared;
 use super::rejection_log::Event;
-use super::response::{Rejection, RejectionResponse};
+use super::response::{Rejection, RejectionResponse, ResponseBody};
 use crate::form::param_values;
 use crate::{ValidationError, Validator, Verified, Webhook};
 
@@ -42,11 +42,11 @@ impl<S: Clone, R> Clone for TwilioWebhook<S, R> {
 impl<S, R, B, ResBody> Service<Request<B>> for TwilioWebhook<S, R>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone,
-    R: RejectionResponse<ResBody>,
+    R: RejectionResponse,
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S, B, R>;
 
