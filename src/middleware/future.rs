@@ -212,7 +212,7 @@ fn proceed<S, R, ResBody>(
     mut inner: S,
     verdict: Result<Verified, ValidationError>,
     shared: &Shared<R>,
-) -> Result<S::Future, Response<Full<Bytes>>>
+) -> Result<S::Future, Rejection>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
     R: RejectionResponse,
@@ -224,7 +224,7 @@ where
         Err(error) if shared.report_only => {
             parts.extensions.insert(Unverified(error));
         }
-        Err(error) => return Err(respond(shared, Rejection::Invalid(error))),
+        Err(error) => return Err(Rejection::Invalid(error)),
     }
     Ok(inner.call(Request::from_parts(parts, Full::new(bytes))))
 }
@@ -273,7 +273,11 @@ where
                             let verdict = check(&parts, &bytes, Some(validator), &shared);
                             match proceed(parts, bytes, inner, verdict, &shared) {
                                 Ok(future) => state.set(State::Calling { future }),
-                                Err(response) => return Poll::Ready(Ok(layer_answer(response))),
+                                Err(rejection) => {
+                                    return Poll::Ready(Ok(layer_answer(respond(
+                                        &shared, rejection,
+                                    ))));
+                                }
                             }
                         }
                         Keys::Source(source) => {
@@ -349,7 +353,9 @@ where
                         });
                     match proceed(parts, bytes.clone(), inner, verdict, &shared) {
                         Ok(future) => state.set(State::Calling { future }),
-                        Err(response) => return Poll::Ready(Ok(layer_answer(response))),
+                        Err(rejection) => {
+                            return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
+                        }
                     }
                 }
                 StateProj::Calling { future } => {
