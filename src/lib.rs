@@ -68,6 +68,7 @@ mod error;
 mod form;
 #[cfg(feature = "tower")]
 pub mod middleware;
+pub mod replay;
 mod signature;
 mod url;
 mod validator;

@@ -1,4 +1,4 @@
-//! `ResponseFuture`: read the body, check it, then call the inner service or refuse.
+//! `ResponseFuture`: read the body, check it, claim it, then call the inner service or refuse.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,28 +6,28 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use bytes::{Buf, BufMut, BytesMut};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use pin_project_lite::pin_project;
+use tokio::time::Timeout;
 use tower_service::Service;
 
 use super::BoxError;
-use std::time::Duration;
-
-use tokio::time::Sleep;
-
+use super::buffer::Buffer;
 use super::key_source::KeyLookup;
 use super::layer::{Keys, Shared};
 use super::rejection_log::Event;
+use super::replay_guard::HeldClaim;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
-use super::service::{Unverified, check, key_request};
+use super::service::{Unverified, X_TWILIO_SIGNATURE, check, header_str, key_request};
+use crate::replay::{Claim, ClaimKey, ClaimOwner, ReplayCheck, StoreError, StoreFuture};
 use crate::{ValidationError, Verified};
 
 pin_project! {
-    /// The future of [`TwilioWebhook`](super::TwilioWebhook): no boxing, one state at a time.
+    /// The future of [`TwilioWebhook`](super::TwilioWebhook): no boxing but the key source's
+    /// and the replay store's own futures, one state at a time.
     pub struct ResponseFuture<S, B, R>
     where
         S: Service<Request<Full<Bytes>>>,
@@ -62,14 +62,44 @@ pin_project! {
             inner: Option<S>,
             shared: Arc<Shared<R>>,
         },
+        Claiming {
+            #[pin]
+            claim: Timeout<StoreFuture<Claim>>,
+            held: Option<HeldClaim>,
+            parts: Option<Parts>,
+            bytes: Bytes,
+            inner: Option<S>,
+            shared: Arc<Shared<R>>,
+        },
         Calling {
             #[pin]
             future: S::Future,
+            held: Option<HeldClaim>,
+        },
+        Releasing {
+            #[pin]
+            release: Timeout<StoreFuture<()>>,
+            response: Option<S::Response>,
         },
         Refused {
             response: Option<Response<Full<Bytes>>>,
         },
     }
+}
+
+/// What to do once the verdict is in. Moved into the state at once, so its size does not
+/// matter.
+#[allow(clippy::large_enum_variant)]
+enum Next<S: Service<Request<Full<Bytes>>>> {
+    Call(S::Future, Option<HeldClaim>),
+    Claim {
+        claim: Timeout<StoreFuture<Claim>>,
+        held: HeldClaim,
+        parts: Parts,
+        bytes: Bytes,
+        inner: S,
+    },
+    Refuse(Rejection),
 }
 
 impl<S, B, R, ResBody> ResponseFuture<S, B, R>
@@ -99,96 +129,8 @@ where
     }
 }
 
-pin_project! {
-    /// The whole body, within the limit and the timeout. A body that arrives in one piece, as
-    /// a small webhook does, is kept as that piece: no copy, no allocation, no timer.
-    pub(crate) struct Buffer<B> {
-        #[pin]
-        body: Limited<B>,
-        // Started the first time the body is not ready.
-        #[pin]
-        deadline: Option<Sleep>,
-        timeout: Duration,
-        first: Option<Bytes>,
-        more: Option<BytesMut>,
-    }
-}
-
-impl<B> Buffer<B> {
-    pub(crate) fn new(body: B, limit: usize, timeout: Duration) -> Self {
-        Self {
-            body: Limited::new(body, limit),
-            deadline: None,
-            timeout,
-            first: None,
-            more: None,
-        }
-    }
-}
-
-impl<B> Future for Buffer<B>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    /// The body, or [`Rejection::PayloadTooLarge`] (the limit is filled in by the caller),
-    /// [`Rejection::BodyUnreadable`] or [`Rejection::BodyTimeout`].
-    type Output = Result<Bytes, Rejection>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            let frame = match this.body.as_mut().poll_frame(cx) {
-                Poll::Ready(frame) => frame,
-                Poll::Pending => {
-                    if this.deadline.is_none() {
-                        this.deadline.set(Some(tokio::time::sleep(*this.timeout)));
-                    }
-                    let deadline = this.deadline.as_mut().as_pin_mut().expect("set above");
-                    ready!(deadline.poll(cx));
-                    return Poll::Ready(Err(Rejection::BodyTimeout {
-                        after: *this.timeout,
-                    }));
-                }
-            };
-            let Some(frame) = frame else {
-                let bytes = match (this.more.take(), this.first.take()) {
-                    (Some(more), _) => more.freeze(),
-                    (None, first) => first.unwrap_or_default(),
-                };
-                return Poll::Ready(Ok(bytes));
-            };
-            let frame = frame.map_err(|error| {
-                if error.is::<LengthLimitError>() {
-                    Rejection::PayloadTooLarge { limit: 0 }
-                } else {
-                    Rejection::BodyUnreadable
-                }
-            })?;
-            // Trailers are not part of what Twilio signs.
-            let Ok(mut data) = frame.into_data() else {
-                continue;
-            };
-            let bytes = data.copy_to_bytes(data.remaining());
-            match (this.first.take(), this.more.as_mut()) {
-                (None, None) => *this.first = Some(bytes),
-                (Some(first), _) => {
-                    let mut more = BytesMut::with_capacity(first.len() + bytes.len());
-                    more.put(first);
-                    more.put(bytes);
-                    *this.more = Some(more);
-                }
-                (None, Some(more)) => more.put(bytes),
-            }
-        }
-    }
-}
-
 /// The rejection response, with the reason in its extensions for outer layers.
-fn respond<R: RejectionResponse>(
-    shared: &Shared<R>,
-    rejection: Rejection,
-) -> Response<Full<Bytes>> {
+fn respond<R: RejectionResponse>(shared: &Shared<R>, rejection: Rejection) -> Response<Full<Bytes>> {
     let mut response = shared
         .rejection
         .response(&rejection)
@@ -205,28 +147,55 @@ fn layer_answer<B>(response: Response<Full<Bytes>>) -> Response<ResponseBody<B>>
     response.map(|body| ResponseBody::Layer { body })
 }
 
-/// Calls the inner service with the request marked, or answers the rejection.
-fn proceed<S, R, ResBody>(
+/// The request marked as it is handed on.
+fn request(parts: Parts, bytes: Bytes) -> Request<Full<Bytes>> {
+    Request::from_parts(parts, Full::new(bytes))
+}
+
+/// Calls the inner service with the request marked, claims it first when the replay guard is
+/// on, or refuses it.
+fn after_verdict<S, R>(
     mut parts: Parts,
     bytes: Bytes,
     mut inner: S,
     verdict: Result<Verified, ValidationError>,
     shared: &Shared<R>,
-) -> Result<S::Future, Rejection>
+) -> Next<S>
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
-    R: RejectionResponse,
+    S: Service<Request<Full<Bytes>>>,
 {
     match verdict {
-        Ok(verified) => {
-            parts.extensions.insert(verified);
-        }
+        Ok(verified) => match &shared.replay {
+            Some(guard) => {
+                // Verified, so the header is there, once, and canonical.
+                let signature = header_str(&parts.headers, &X_TWILIO_SIGNATURE, ())
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let key = ClaimKey::for_request(&verified, signature);
+                parts.extensions.insert(verified);
+                let owner = ClaimOwner::unique();
+                let claim = guard.store.claim(key, owner, guard.ttl);
+                Next::Claim {
+                    claim: tokio::time::timeout(guard.timeout, claim),
+                    held: HeldClaim::new(guard, key, owner),
+                    parts,
+                    bytes,
+                    inner,
+                }
+            }
+            None => {
+                parts.extensions.insert(verified);
+                Next::Call(inner.call(request(parts, bytes)), None)
+            }
+        },
+        // Only verified requests are claimed: an unverified one cannot fill the store.
         Err(error) if shared.report_only => {
             parts.extensions.insert(Unverified(error));
+            Next::Call(inner.call(request(parts, bytes)), None)
         }
-        Err(error) => return Err(Rejection::Invalid(error)),
+        Err(error) => Next::Refuse(Rejection::Invalid(error)),
     }
-    Ok(inner.call(Request::from_parts(parts, Full::new(bytes))))
 }
 
 impl<S, B, R, ResBody> Future for ResponseFuture<S, B, R>
@@ -241,7 +210,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         loop {
-            match state.as_mut().project() {
+            let next = match state.as_mut().project() {
                 StateProj::Reading {
                     body,
                     parts,
@@ -271,45 +240,32 @@ where
                     match &shared.keys {
                         Keys::Static(validator) => {
                             let verdict = check(&parts, &bytes, Some(validator), &shared);
-                            match proceed(parts, bytes, inner, verdict, &shared) {
-                                Ok(future) => state.set(State::Calling { future }),
-                                Err(rejection) => {
-                                    return Poll::Ready(Ok(layer_answer(respond(
-                                        &shared, rejection,
-                                    ))));
-                                }
+                            (after_verdict(parts, bytes, inner, verdict, &shared), shared)
+                        }
+                        Keys::Source(source) => match key_request(&parts, &bytes) {
+                            Ok(request) => {
+                                let account_sid = request.account_sid.clone();
+                                let lookup = source.validator(request);
+                                state.set(State::LookingUp {
+                                    lookup,
+                                    account_sid,
+                                    parts: Some(parts),
+                                    bytes,
+                                    inner: Some(inner),
+                                    shared,
+                                });
+                                continue;
                             }
-                        }
-                        Keys::Source(source) => {
-                            let request = match key_request(&parts, &bytes) {
-                                Ok(request) => request,
-                                Err(error) => {
-                                    shared.log.record(Event {
-                                        rejection: &Rejection::Invalid(error.clone()),
-                                        method: &parts.method,
-                                        url: None,
-                                        report_only: shared.report_only,
-                                    });
-                                    match proceed(parts, bytes, inner, Err(error), &shared) {
-                                        Ok(future) => state.set(State::Calling { future }),
-                                        Err(response) => {
-                                            return Poll::Ready(Ok(layer_answer(response)));
-                                        }
-                                    }
-                                    continue;
-                                }
-                            };
-                            let account_sid = request.account_sid.clone();
-                            let lookup = source.validator(request);
-                            state.set(State::LookingUp {
-                                lookup,
-                                account_sid,
-                                parts: Some(parts),
-                                bytes,
-                                inner: Some(inner),
-                                shared,
-                            });
-                        }
+                            Err(error) => {
+                                shared.log.record(Event {
+                                    rejection: &Rejection::Invalid(error.clone()),
+                                    method: &parts.method,
+                                    url: None,
+                                    report_only: shared.report_only,
+                                });
+                                (after_verdict(parts, bytes, inner, Err(error), &shared), shared)
+                            }
+                        },
                     }
                 }
                 StateProj::LookingUp {
@@ -344,30 +300,129 @@ where
                             return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
                         }
                     };
-                    let verdict =
-                        check(&parts, bytes, validator.as_deref(), &shared).map(|verified| {
-                            Verified {
-                                account_sid: account_sid.take(),
-                                ..verified
+                    let verdict = check(&parts, bytes, validator.as_deref(), &shared).map(
+                        |verified| Verified {
+                            account_sid: account_sid.take(),
+                            ..verified
+                        },
+                    );
+                    let bytes = core::mem::take(bytes);
+                    (after_verdict(parts, bytes, inner, verdict, &shared), shared)
+                }
+                StateProj::Claiming {
+                    claim,
+                    held,
+                    parts,
+                    bytes,
+                    inner,
+                    shared,
+                } => {
+                    let outcome = ready!(claim.poll(cx));
+                    let shared = Arc::clone(shared);
+                    let (Some(mut parts), Some(mut inner), Some(held)) =
+                        (parts.take(), inner.take(), held.take())
+                    else {
+                        unreachable!("the Claiming state is left as soon as the claim ends")
+                    };
+                    let outcome: Result<Claim, StoreError> = match outcome {
+                        Ok(outcome) => outcome,
+                        Err(elapsed) => Err(Box::new(elapsed)),
+                    };
+                    match outcome {
+                        Ok(Claim::Claimed) => {
+                            parts.extensions.insert(ReplayCheck::Claimed);
+                            let future = inner.call(request(parts, core::mem::take(bytes)));
+                            (Next::Call(future, Some(held)), shared)
+                        }
+                        Ok(Claim::AlreadyClaimed) => {
+                            held.disarm();
+                            shared.log.record_duplicate(&parts);
+                            (Next::Refuse(Rejection::Duplicate), shared)
+                        }
+                        Err(error) => {
+                            shared
+                                .log
+                                .record_store_failure(&*error, guard_fails_closed(&shared));
+                            if guard_fails_closed(&shared) {
+                                // Dropping the claim releases whatever the store may have kept.
+                                drop(held);
+                                (Next::Refuse(Rejection::ReplayStoreFailed), shared)
+                            } else {
+                                // Kept armed: if the claim did land, it is released or kept
+                                // like any other, by the handler's answer.
+                                parts.extensions.insert(ReplayCheck::NotChecked);
+                                let future = inner.call(request(parts, core::mem::take(bytes)));
+                                (Next::Call(future, Some(held)), shared)
                             }
-                        });
-                    match proceed(parts, bytes.clone(), inner, verdict, &shared) {
-                        Ok(future) => state.set(State::Calling { future }),
-                        Err(rejection) => {
-                            return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
                         }
                     }
                 }
-                StateProj::Calling { future } => {
-                    return future
-                        .poll(cx)
-                        .map_ok(|response| response.map(|body| ResponseBody::Inner { body }));
+                StateProj::Calling { future, held } => {
+                    let response = match ready!(future.poll(cx)) {
+                        Ok(response) => response,
+                        // Dropping the claim releases it: the re-send will be handled.
+                        Err(error) => return Poll::Ready(Err(error)),
+                    };
+                    match held.take() {
+                        Some(held) if response.status().is_success() => held.keep(),
+                        // Released before answering, so Twilio's re-send finds the key free.
+                        Some(held) => {
+                            state.set(State::Releasing {
+                                release: held.release(),
+                                response: Some(response),
+                            });
+                            continue;
+                        }
+                        None => {}
+                    }
+                    return Poll::Ready(Ok(response.map(|body| ResponseBody::Inner { body })));
+                }
+                StateProj::Releasing { release, response } => {
+                    let failure: Option<StoreError> = match ready!(release.poll(cx)) {
+                        Ok(Ok(())) => None,
+                        Ok(Err(error)) => Some(error),
+                        Err(elapsed) => Some(Box::new(elapsed)),
+                    };
+                    if let Some(error) = failure {
+                        tracing::error!(
+                            target: "twilio_webhook",
+                            %error,
+                            "replay guard: a release failed; the claim expires with its TTL"
+                        );
+                    }
+                    let response = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(response.map(|body| ResponseBody::Inner { body })));
                 }
                 StateProj::Refused { response } => {
                     let response = response.take().expect("polled after completion");
                     return Poll::Ready(Ok(layer_answer(response)));
                 }
+            };
+            let (next, shared) = next;
+            match next {
+                Next::Call(future, held) => state.set(State::Calling { future, held }),
+                Next::Claim {
+                    claim,
+                    held,
+                    parts,
+                    bytes,
+                    inner,
+                } => state.set(State::Claiming {
+                    claim,
+                    held: Some(held),
+                    parts: Some(parts),
+                    bytes,
+                    inner: Some(inner),
+                    shared,
+                }),
+                Next::Refuse(rejection) => {
+                    return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
+                }
             }
         }
     }
+}
+
+fn guard_fails_closed<R>(shared: &Shared<R>) -> bool {
+    shared.replay.as_ref().is_some_and(|guard| guard.fail_closed)
 }

@@ -8,6 +8,7 @@ use tower_layer::Layer;
 use super::ConfigError;
 use super::key_source::KeySource;
 use super::rejection_log::RejectionLog;
+use super::replay_guard::ReplayGuard;
 use super::request_url::{PublicUrl, Scheme, UrlSource};
 use super::response::DefaultRejection;
 use super::service::TwilioWebhook;
@@ -54,6 +55,7 @@ pub(crate) struct Shared<R> {
     pub(crate) report_only: bool,
     pub(crate) rejection: R,
     pub(crate) log: Arc<RejectionLog>,
+    pub(crate) replay: Option<ReplayGuard>,
 }
 
 /// Keys redacted (by the validator's own `Debug`), the rejection left out: it may be a
@@ -66,6 +68,7 @@ impl<R> core::fmt::Debug for Shared<R> {
             .field("body_limit", &self.body_limit)
             .field("body_timeout", &self.body_timeout)
             .field("report_only", &self.report_only)
+            .field("replay", &self.replay)
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +132,7 @@ impl TwilioWebhookLayer {
                 report_only: false,
                 rejection: DefaultRejection,
                 log: Arc::default(),
+                replay: None,
             }),
         }
     }
@@ -200,6 +204,13 @@ impl<R: Clone> TwilioWebhookLayer<R> {
         self.with(|shared| shared.body_timeout = timeout)
     }
 
+    /// Handle each verified webhook once: claim it before the handler runs, answer copies
+    /// (Twilio's re-sends, replays) without the handler. See [`ReplayGuard`] and the
+    /// [`replay`](crate::replay) module for the rules.
+    pub fn replay_guard(self, guard: ReplayGuard) -> Self {
+        self.with(|shared| shared.replay = Some(guard))
+    }
+
     /// Log failures but let every request through, marked with
     /// [`Unverified`](super::Unverified) instead of [`Verified`](crate::Verified): for
     /// switching validation on in production without risking an outage. 413 and 400 still
@@ -220,6 +231,7 @@ impl<R: Clone> TwilioWebhookLayer<R> {
                 report_only: shared.report_only,
                 rejection,
                 log: shared.log,
+                replay: shared.replay,
             }),
         }
     }

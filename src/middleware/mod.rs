@@ -78,10 +78,12 @@
 //!
 //! Inside `axum::Router::nest`, the layer sees the full path (it reads axum's `OriginalUri`).
 
+mod buffer;
 mod future;
 mod key_source;
 mod layer;
 mod rejection_log;
+mod replay_guard;
 mod request_url;
 mod response;
 mod service;
@@ -91,6 +93,7 @@ use core::fmt;
 pub use future::ResponseFuture;
 pub use key_source::{AccountMap, KeyLookup, KeyRequest, KeySource};
 pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, TwilioWebhookLayer};
+pub use replay_guard::{DEFAULT_STORE_TIMEOUT, ReplayGuard};
 pub use request_url::Scheme;
 pub use response::{DefaultRejection, Rejection, RejectionResponse, ResponseBody};
 pub use service::{TwilioWebhook, Unverified};

@@ -111,6 +111,50 @@ impl RejectionLog {
     }
 }
 
+impl RejectionLog {
+    /// A duplicate answered without the handler: verified traffic, but a replayed capture can
+    /// repeat it at will, so it is rate-limited like a rejection.
+    pub(crate) fn record_duplicate(&self, parts: &http::request::Parts) {
+        let Some(suppressed) = self.admit(slot(&Rejection::Duplicate), Instant::now()) else {
+            return;
+        };
+        // Not signed, so not the key; useful to match Twilio's own logs.
+        let idempotency_token = parts
+            .headers
+            .get("i-twilio-idempotency-token")
+            .and_then(|value| value.to_str().ok())
+            .map(truncate);
+        tracing::info!(
+            target: "twilio_webhook",
+            method = %truncate(parts.method.as_str()),
+            idempotency_token = idempotency_token.as_deref(),
+            suppressed,
+            "duplicate Twilio webhook answered without the handler"
+        );
+    }
+
+    /// The replay guard's store failed.
+    pub(crate) fn record_store_failure(&self, error: &dyn std::error::Error, fail_closed: bool) {
+        let Some(suppressed) = self.admit(slot(&Rejection::ReplayStoreFailed), Instant::now())
+        else {
+            return;
+        };
+        let error = error.to_string();
+        tracing::error!(
+            target: "twilio_webhook",
+            error = %truncate(&error),
+            fail_closed,
+            suppressed,
+            "replay guard: the store failed; {}",
+            if fail_closed {
+                "answered 503 so Twilio retries"
+            } else {
+                "the request goes on, not checked for duplicates"
+            }
+        );
+    }
+}
+
 /// At most [`MAX_FIELD`] bytes, cut at a character boundary, marked with `…` when cut.
 pub(crate) fn truncate(text: &str) -> std::borrow::Cow<'_, str> {
     if text.len() <= MAX_FIELD {

@@ -13,7 +13,8 @@ use tower_service::Service;
 use std::sync::LazyLock;
 
 use super::BoxError;
-use super::future::{Buffer, ResponseFuture};
+use super::buffer::Buffer;
+use super::future::ResponseFuture;
 use super::layer::Shared;
 use super::rejection_log::Event;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
@@ -146,7 +147,7 @@ pub(crate) fn check<R>(
     verdict
 }
 
-static X_TWILIO_SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
+pub(crate) static X_TWILIO_SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
 static X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS: HeaderName =
     HeaderName::from_static("x-twilio-webhooks-signature-settings");
 
