@@ -130,7 +130,10 @@ where
 }
 
 /// The rejection response, with the reason in its extensions for outer layers.
-fn respond<R: RejectionResponse>(shared: &Shared<R>, rejection: Rejection) -> Response<Full<Bytes>> {
+fn respond<R: RejectionResponse>(
+    shared: &Shared<R>,
+    rejection: Rejection,
+) -> Response<Full<Bytes>> {
     let mut response = shared
         .rejection
         .response(&rejection)
@@ -263,7 +266,10 @@ where
                                     url: None,
                                     report_only: shared.report_only,
                                 });
-                                (after_verdict(parts, bytes, inner, Err(error), &shared), shared)
+                                (
+                                    after_verdict(parts, bytes, inner, Err(error), &shared),
+                                    shared,
+                                )
                             }
                         },
                     }
@@ -300,12 +306,13 @@ where
                             return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
                         }
                     };
-                    let verdict = check(&parts, bytes, validator.as_deref(), &shared).map(
-                        |verified| Verified {
-                            account_sid: account_sid.take(),
-                            ..verified
-                        },
-                    );
+                    let verdict =
+                        check(&parts, bytes, validator.as_deref(), &shared).map(|verified| {
+                            Verified {
+                                account_sid: account_sid.take(),
+                                ..verified
+                            }
+                        });
                     let bytes = core::mem::take(bytes);
                     (after_verdict(parts, bytes, inner, verdict, &shared), shared)
                 }
@@ -424,5 +431,8 @@ where
 }
 
 fn guard_fails_closed<R>(shared: &Shared<R>) -> bool {
-    shared.replay.as_ref().is_some_and(|guard| guard.fail_closed)
+    shared
+        .replay
+        .as_ref()
+        .is_some_and(|guard| guard.fail_closed)
 }

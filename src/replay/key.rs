@@ -145,7 +145,8 @@ mod tests {
 
     #[test]
     fn owners_are_unique() {
-        let owners: std::collections::HashSet<_> = (0..1000).map(|_| ClaimOwner::unique()).collect();
+        let owners: std::collections::HashSet<_> =
+            (0..1000).map(|_| ClaimOwner::unique()).collect();
         assert_eq!(owners.len(), 1000);
         assert_eq!(ClaimOwner::unique().to_string().len(), 32);
     }

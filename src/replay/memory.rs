@@ -74,7 +74,9 @@ impl MemoryStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Claims> {
         // Every update leaves the maps consistent before anything can panic.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The claim, synchronously: what [`ReplayStore::claim`] does.
@@ -90,7 +92,9 @@ impl MemoryStore {
         }
         let seq = claims.next_seq;
         claims.next_seq += 1;
-        let expires = now.checked_add(ttl).unwrap_or(now + Duration::from_secs(1 << 32));
+        let expires = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(1 << 32));
         claims.by_key.insert(
             key,
             Held {
@@ -183,13 +187,19 @@ mod tests {
     fn a_claim_expires_exactly_at_its_ttl() {
         let store = MemoryStore::new(10);
         let ttl = Duration::from_millis(50);
-        assert_eq!(store.claim_now(key(1), ClaimOwner::unique(), ttl), Claim::Claimed);
+        assert_eq!(
+            store.claim_now(key(1), ClaimOwner::unique(), ttl),
+            Claim::Claimed
+        );
         assert_eq!(
             store.claim_now(key(1), ClaimOwner::unique(), ttl),
             Claim::AlreadyClaimed
         );
         std::thread::sleep(ttl);
-        assert_eq!(store.claim_now(key(1), ClaimOwner::unique(), ttl), Claim::Claimed);
+        assert_eq!(
+            store.claim_now(key(1), ClaimOwner::unique(), ttl),
+            Claim::Claimed
+        );
         // Swept, not kept: one claim left.
         assert_eq!(store.len(), 1);
     }
@@ -214,12 +224,21 @@ mod tests {
     fn when_full_the_claim_closest_to_expiry_makes_room() {
         let store = MemoryStore::new(3);
         for n in 1..=3 {
-            assert_eq!(store.claim_now(key(n), ClaimOwner::unique(), HOUR), Claim::Claimed);
+            assert_eq!(
+                store.claim_now(key(n), ClaimOwner::unique(), HOUR),
+                Claim::Claimed
+            );
         }
         // Full: the fourth is still claimed (never refused), and key 1, the oldest, dropped.
-        assert_eq!(store.claim_now(key(4), ClaimOwner::unique(), HOUR), Claim::Claimed);
+        assert_eq!(
+            store.claim_now(key(4), ClaimOwner::unique(), HOUR),
+            Claim::Claimed
+        );
         assert_eq!(store.len(), 3);
-        assert_eq!(store.claim_now(key(1), ClaimOwner::unique(), HOUR), Claim::Claimed);
+        assert_eq!(
+            store.claim_now(key(1), ClaimOwner::unique(), HOUR),
+            Claim::Claimed
+        );
         for n in [3, 4] {
             assert_eq!(
                 store.claim_now(key(n), ClaimOwner::unique(), HOUR),

@@ -70,6 +70,26 @@ pub trait ReplayStore: Send + Sync + 'static {
     fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()>;
 }
 
+impl<T: ReplayStore + ?Sized> ReplayStore for Box<T> {
+    fn claim(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<Claim> {
+        (**self).claim(key, owner, ttl)
+    }
+
+    fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()> {
+        (**self).release(key, owner)
+    }
+}
+
+impl<T: ReplayStore + ?Sized> ReplayStore for std::sync::Arc<T> {
+    fn claim(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<Claim> {
+        (**self).claim(key, owner, ttl)
+    }
+
+    fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()> {
+        (**self).release(key, owner)
+    }
+}
+
 /// The mark a request carries when the replay guard let it through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,0 +1,144 @@
+//! The replay guard, end to end through the layer: one suite run against every store (memory,
+//! and Redis when one is running), plus what only Redis can show (two servers sharing it,
+//! Redis going away and coming back).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod redis_server;
+mod suite;
+
+use std::time::Duration;
+
+use twilio_webhook::replay::MemoryStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_passes_the_suite() {
+    suite::run_all(|| Box::new(MemoryStore::new(1000))).await;
+}
+
+#[tokio::test]
+async fn memory_store_when_full_still_handles_new_webhooks() {
+    // Capacity 2: the third webhook is handled (the oldest claim makes room), and the
+    // first one's copy, its claim dropped, is handled again: documented, never a lost webhook.
+    let store = MemoryStore::new(2);
+    let app = suite::App::new(Box::new(store.clone()), |guard| guard);
+    for n in 0..3 {
+        assert_eq!(app.send(&suite::webhook(n)).await, suite::Outcome::Handled);
+    }
+    assert_eq!(store.len(), 2);
+    assert_eq!(
+        app.send(&suite::webhook(2)).await,
+        suite::Outcome::Duplicate
+    );
+    assert_eq!(app.send(&suite::webhook(0)).await, suite::Outcome::Handled);
+    assert_eq!(app.handled(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_passes_the_suite() {
+    let Some(redis) = redis_server::shared() else {
+        return;
+    };
+    let connection = redis.connection_manager().await;
+    suite::run_all(move || {
+        Box::new(
+            twilio_webhook::replay::RedisStore::new(connection.clone())
+                .key_prefix(format!("test:{}:", redis_server::unique())),
+        )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_sharing_one_redis_handle_32_concurrent_copies_once() {
+    let Some(redis) = redis_server::shared() else {
+        return;
+    };
+    let prefix = format!("test:{}:", redis_server::unique());
+    let store =
+        |connection| twilio_webhook::replay::RedisStore::new(connection).key_prefix(&prefix);
+    let a = suite::App::new(Box::new(store(redis.connection_manager().await)), |g| g);
+    let b = suite::App::new(Box::new(store(redis.connection_manager().await)), |g| g);
+    // Over real HTTP, two servers, one Redis; the handler is slow, so copies arrive while the
+    // first is still running.
+    a.set_delay(Duration::from_millis(200));
+    b.set_delay(Duration::from_millis(200));
+    let (url_a, url_b) = (a.serve().await, b.serve().await);
+    let request = suite::webhook(1);
+    let client = suite::client();
+    let mut copies = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let url = if i % 2 == 0 {
+            url_a.clone()
+        } else {
+            url_b.clone()
+        };
+        let (client, request) = (client.clone(), request.clone());
+        copies.spawn(async move { suite::post(&client, &url, &request).await });
+    }
+    let answers = copies.join_all().await;
+    let handled = a.handled() + b.handled();
+    assert_eq!(handled, 1, "the handler ran {handled} times");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|(status, body)| *status == 200 && body == "<Response/>")
+            .count(),
+        31
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_and_coming_back() {
+    let Some(mut redis) = redis_server::own() else {
+        return;
+    };
+    let connection = redis.connection_manager().await;
+    let prefix = format!("test:{}:", redis_server::unique());
+    let store = || {
+        Box::new(twilio_webhook::replay::RedisStore::new(connection.clone()).key_prefix(&prefix))
+            as Box<dyn twilio_webhook::replay::ReplayStore>
+    };
+    let open = suite::App::new(store(), |g| g.store_timeout(Duration::from_millis(500)));
+    let closed = suite::App::new(store(), |g| {
+        g.fail_closed().store_timeout(Duration::from_millis(500))
+    });
+    assert_eq!(open.send(&suite::webhook(1)).await, suite::Outcome::Handled);
+    assert_eq!(
+        open.send(&suite::webhook(1)).await,
+        suite::Outcome::Duplicate
+    );
+
+    redis.stop();
+    // Default: the webhook is handled, marked not checked. Fail-closed: 503, Twilio retries.
+    assert_eq!(
+        open.send(&suite::webhook(2)).await,
+        suite::Outcome::HandledUnchecked
+    );
+    assert_eq!(
+        closed.send(&suite::webhook(3)).await,
+        suite::Outcome::Unavailable
+    );
+    assert_eq!(closed.handled(), 0);
+
+    redis.start();
+    // The connection manager reconnects by itself: no restart of the server.
+    let mut outcome = suite::Outcome::Unavailable;
+    for _ in 0..50 {
+        outcome = closed.send(&suite::webhook(4)).await;
+        if outcome == suite::Outcome::Handled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(outcome, suite::Outcome::Handled);
+    assert_eq!(
+        closed.send(&suite::webhook(4)).await,
+        suite::Outcome::Duplicate
+    );
+    assert_eq!(
+        open.send(&suite::webhook(4)).await,
+        suite::Outcome::Duplicate
+    );
+}

@@ -1,0 +1,137 @@
+//! A real `redis-server` for the tests: the one CI starts (`REDIS_URL`), or one started here.
+//!
+//! Without Redis the Redis tests skip with a loud message, unless
+//! `TWILIO_WEBHOOK_REQUIRE_REDIS=1` (set by CI), where they fail: in CI they must run.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    url: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// A string no other test run uses, for key prefixes.
+pub fn unique() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn required() -> bool {
+    std::env::var("TWILIO_WEBHOOK_REQUIRE_REDIS").is_ok_and(|v| v == "1")
+}
+
+fn skip(why: &str) {
+    assert!(
+        !required(),
+        "Redis is required (TWILIO_WEBHOOK_REQUIRE_REDIS=1) but {why}"
+    );
+    eprintln!(
+        "\n!!!!!!!!\n!!! SKIPPED: a Redis test, because {why}.\n!!! Install redis-server or set \
+         REDIS_URL to run it; CI always does.\n!!!!!!!!\n"
+    );
+}
+
+/// The server every test may share: `REDIS_URL`, else one started here for the whole run.
+pub fn shared() -> Option<&'static RedisServer> {
+    static SHARED: OnceLock<Option<RedisServer>> = OnceLock::new();
+    let server = SHARED.get_or_init(|| {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return Some(RedisServer {
+                url,
+                port: 0,
+                child: None,
+            });
+        }
+        RedisServer::spawn()
+    });
+    if server.is_none() {
+        skip("no REDIS_URL is set and redis-server could not be started");
+    }
+    server.as_ref()
+}
+
+/// A server of this test's own, which it may stop and start.
+pub fn own() -> Option<RedisServer> {
+    let server = RedisServer::spawn();
+    if server.is_none() {
+        skip("redis-server could not be started");
+    }
+    server
+}
+
+impl RedisServer {
+    fn spawn() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut server = Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            child: None,
+        };
+        server.try_start().then_some(server)
+    }
+
+    fn try_start(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Starts the server again, on the same port.
+    pub fn start(&mut self) {
+        assert!(self.try_start(), "redis-server did not come back");
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn connection_manager(&self) -> redis::aio::ConnectionManager {
+        let client = redis::Client::open(self.url.as_str()).expect("a Redis URL");
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(300)))
+            .set_response_timeout(Some(Duration::from_millis(300)));
+        redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .expect("connected to Redis")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
