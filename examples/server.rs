@@ -1,7 +1,7 @@
 //! An axum app whose Twilio webhooks are protected by one layer. The main job of this crate.
 //!
 //! ```sh
-//! cargo run --example server
+//! cargo run --example server --features redis
 //! ```
 //!
 //! Configuration, all optional (the defaults run on a fresh machine):
@@ -9,6 +9,8 @@
 //!   with a warning: anyone can sign requests for it);
 //! - `PUBLIC_URL`: the base URL configured in Twilio's console (default `http://127.0.0.1:3000`);
 //! - `BIND`: the address to listen on (default `127.0.0.1:3000`);
+//! - `REDIS_URL`: share the duplicate guard between instances through this Redis (e.g.
+//!   `redis://127.0.0.1:6379`); without it, claims are kept in this process's memory;
 //! - `RUST_LOG`: log filter (default `info`), e.g. `twilio_webhook=debug`.
 //!
 //! Routes:
@@ -18,7 +20,9 @@
 //! - `POST /twilio/events`: JSON webhook signed through `bodySHA256`, replies 204.
 //!
 //! At start it prints a `curl` command with a valid signature for `/twilio/sms`. Try it, then
-//! change one character of the body or the header: the answer becomes 403.
+//! change one character of the body or the header: the answer becomes 403. Send the same
+//! request twice: the second answer is the empty `<Response/>` of a duplicate, and the handler
+//! does not run again.
 
 use std::net::SocketAddr;
 
@@ -27,7 +31,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use twilio_webhook::middleware::TwilioWebhookLayer;
+use twilio_webhook::middleware::{ReplayGuard, TwilioWebhookLayer};
+use twilio_webhook::replay::RedisStore;
 use twilio_webhook::{Validator, Verified, compute_signature};
 
 mod slow_clients;
@@ -57,7 +62,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
         .parse()?;
 
-    let app = app(&auth_token, &public_url)?;
+    let guard = match std::env::var("REDIS_URL") {
+        Ok(redis_url) => {
+            let client = redis::Client::open(redis_url.as_str())?;
+            let connection = redis::aio::ConnectionManager::new(client).await?;
+            println!("duplicate guard: Redis at {}", redact_userinfo(&redis_url));
+            ReplayGuard::new(RedisStore::new(connection))
+        }
+        Err(_) => {
+            println!("duplicate guard: in memory (set REDIS_URL to share it between instances)");
+            ReplayGuard::in_memory()
+        }
+    };
+    let app = app(&auth_token, &public_url, guard)?;
     let listener = tokio::net::TcpListener::bind(bind).await?;
     println!("listening on http://{}", listener.local_addr()?);
     println!("Twilio webhooks are checked against {public_url}/twilio/...\n");
@@ -72,8 +89,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn app(auth_token: &str, public_url: &str) -> Result<Router, Box<dyn std::error::Error>> {
-    let twilio = TwilioWebhookLayer::new(Validator::new(auth_token))?.public_url(public_url)?;
+fn app(
+    auth_token: &str,
+    public_url: &str,
+    guard: ReplayGuard,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    let twilio = TwilioWebhookLayer::new(Validator::new(auth_token))?
+        .public_url(public_url)?
+        .replay_guard(guard);
     let webhooks = Router::new()
         .route("/sms", post(sms))
         .route("/voice", post(voice))
@@ -123,6 +146,14 @@ fn twiml(xml: String) -> impl IntoResponse {
     )
 }
 
+/// `redis://user:password@host` shown as `redis://***@host`.
+fn redact_userinfo(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
 fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -143,7 +174,10 @@ fn print_curl(auth_token: &str, public_url: &str) {
     let params = [("From", "+15005550006"), ("Body", "Hello <from> curl")];
     let url = format!("{public_url}/twilio/sms");
     let signature = compute_signature(auth_token, &url, &params);
-    println!("Try a signed request (then change a byte of it and get 403):\n");
+    println!(
+        "Try a signed request (change a byte of it and get 403; send it twice and the second \
+         answer is the empty <Response/> of a duplicate):\n"
+    );
     println!(
         "  curl -i {url} \\\n    -H 'X-Twilio-Signature: {signature}' \\\n    \
          --data-urlencode 'From=+15005550006' --data-urlencode 'Body=Hello <from> curl'\n"

@@ -14,8 +14,17 @@ use crate::{KeyUsed, Verified};
 /// that verified the request and its MAC. Twilio's re-sends of one request carry the same MAC,
 /// so the same key; without the signing key nobody can produce a MAC, so nobody can make a
 /// key that collides with a real webhook's. The MAC itself is never stored or shown.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClaimKey([u8; 16]);
+
+/// One word: the key is already a uniform hash, so hashing all of it again buys nothing.
+impl core::hash::Hash for ClaimKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        let (hi, lo) = self.0.split_at(8);
+        let word = |half: &[u8]| u64::from_le_bytes(half.try_into().expect("8 bytes"));
+        state.write_u64(word(hi) ^ word(lo));
+    }
+}
 
 impl ClaimKey {
     /// The key of a request that `verified` describes, whose `X-Twilio-Signature` (or shared
@@ -69,7 +78,10 @@ impl fmt::Debug for ClaimKey {
 /// Who holds a claim: unique per request across every process sharing a store, so that a
 /// release deletes only its own claim.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClaimOwner(u128);
+pub struct ClaimOwner {
+    process: u64,
+    request: u64,
+}
 
 /// 64 random bits per process (std's hasher keys are seeded from the OS), so that two
 /// replicas never hand out the same owner; a counter makes each request's unique within one.
@@ -80,14 +92,16 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 impl ClaimOwner {
     /// A new owner, never handed out before by this process.
     pub fn unique() -> Self {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Self(u128::from(*PROCESS) << 64 | u128::from(n))
+        Self {
+            process: *PROCESS,
+            request: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
     }
 }
 
 impl fmt::Display for ClaimOwner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        write!(f, "{:016x}{:016x}", self.process, self.request)
     }
 }
 
