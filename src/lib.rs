@@ -66,6 +66,7 @@ struct ReadmeExamples;
 
 mod error;
 mod form;
+pub mod http_auth;
 #[cfg(feature = "tower")]
 pub mod middleware;
 pub mod replay;
