@@ -22,6 +22,7 @@ use super::rejection_log::Event;
 use super::replay_guard::HeldClaim;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
 use super::service::{Unverified, X_TWILIO_SIGNATURE, check, header_str, key_request};
+use crate::http_auth::Unauthorized;
 use crate::replay::{Claim, ClaimKey, ClaimOwner, ReplayCheck, StoreError, StoreFuture};
 use crate::{ValidationError, Verified};
 
@@ -116,6 +117,24 @@ where
                 parts: Some(parts),
                 inner: Some(inner),
                 shared,
+            },
+        }
+    }
+
+    /// A 401 with one `WWW-Authenticate` per offered challenge: added whatever the rejection
+    /// hook returns, since Twilio sends credentials only in answer to one.
+    pub(crate) fn unauthorized(shared: &Shared<R>, unauthorized: &Unauthorized) -> Self {
+        let mut response = respond(shared, Rejection::Unauthorized(unauthorized.reason()));
+        for challenge in unauthorized.challenges() {
+            if let Ok(value) = http::HeaderValue::from_str(challenge) {
+                response
+                    .headers_mut()
+                    .append(http::header::WWW_AUTHENTICATE, value);
+            }
+        }
+        Self {
+            state: State::Refused {
+                response: Some(response),
             },
         }
     }

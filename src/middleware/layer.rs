@@ -13,6 +13,7 @@ use super::request_url::{PublicUrl, Scheme, UrlSource};
 use super::response::DefaultRejection;
 use super::service::TwilioWebhook;
 use crate::Validator;
+use crate::http_auth::HttpAuth;
 
 /// The default body limit: 256 KiB.
 ///
@@ -56,6 +57,25 @@ pub(crate) struct Shared<R> {
     pub(crate) rejection: R,
     pub(crate) log: Arc<RejectionLog>,
     pub(crate) replay: Option<ReplayGuard>,
+    pub(crate) http_auth: Option<HttpAuth>,
+}
+
+impl<R> Shared<R> {
+    /// Twilio's docs: "Be sure to use HTTP authentication in conjunction with SSL."
+    fn warn_if_credentials_in_clear(&self) {
+        let in_clear = match &self.url {
+            UrlSource::Public(public) => public.is_plain_http(),
+            UrlSource::FromRequest { scheme, .. } => *scheme == Scheme::Http,
+        };
+        if let (Some(auth), true) = (&self.http_auth, in_clear) {
+            tracing::warn!(
+                target: "twilio_webhook",
+                scheme = auth.scheme(),
+                "HTTP authentication over plain http://: the credentials cross the network \
+                 readable (Basic) or weakly hashed (Digest); serve the webhook over HTTPS"
+            );
+        }
+    }
 }
 
 /// Keys redacted (by the validator's own `Debug`), the rejection left out: it may be a
@@ -69,6 +89,7 @@ impl<R> core::fmt::Debug for Shared<R> {
             .field("body_timeout", &self.body_timeout)
             .field("report_only", &self.report_only)
             .field("replay", &self.replay)
+            .field("http_auth", &self.http_auth)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +154,7 @@ impl TwilioWebhookLayer {
                 rejection: DefaultRejection,
                 log: Arc::default(),
                 replay: None,
+                http_auth: None,
             }),
         }
     }
@@ -156,7 +178,10 @@ impl<R: Clone> TwilioWebhookLayer<R> {
     /// load balancer, tunnel), and the only one an attacker cannot steer with headers.
     pub fn public_url(self, base: &str) -> Result<Self, ConfigError> {
         let public = PublicUrl::parse(base)?;
-        Ok(self.with(|shared| shared.url = UrlSource::Public(public)))
+        Ok(self.with(|shared| {
+            shared.url = UrlSource::Public(public);
+            shared.warn_if_credentials_in_clear();
+        }))
     }
 
     /// Derive the URL from the request, with `scheme` (the default mode, with
@@ -204,6 +229,24 @@ impl<R: Clone> TwilioWebhookLayer<R> {
         self.with(|shared| shared.body_timeout = timeout)
     }
 
+    /// Require HTTP authentication (Basic or Digest, see [`HttpAuth`]) before the signature:
+    /// checked from the headers alone, before the body is read. Missing or wrong credentials
+    /// get `401` with the challenges (never `403`: Twilio sends its credentials only after a
+    /// 401); the request then goes on to the signature check, which report-only mode may relax
+    /// (credentials stay enforced). The user that matched is in the request's
+    /// [`Authenticated`](crate::http_auth::Authenticated) extension.
+    ///
+    /// Configure the same credentials in the webhook URL in Twilio
+    /// (`https://user:password@hooks.example.com/sms`); the [`public_url`](Self::public_url)
+    /// stays without them, as Twilio signs the URL without them. Only over HTTPS: a warning
+    /// is logged when the public URL is `http://`.
+    pub fn http_auth(self, auth: HttpAuth) -> Self {
+        self.with(|shared| {
+            shared.http_auth = Some(auth);
+            shared.warn_if_credentials_in_clear();
+        })
+    }
+
     /// Handle each verified webhook once: claim it before the handler runs, answer copies
     /// (Twilio's re-sends, replays) without the handler. See [`ReplayGuard`] and the
     /// [`replay`](crate::replay) module for the rules.
@@ -232,6 +275,7 @@ impl<R: Clone> TwilioWebhookLayer<R> {
                 rejection,
                 log: shared.log,
                 replay: shared.replay,
+                http_auth: shared.http_auth,
             }),
         }
     }

@@ -19,7 +19,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) const MAX_FIELD: usize = 160;
 
 /// The reasons counted apart, so a flood of one does not hide another.
-const SLOTS: usize = 12;
+const SLOTS: usize = 14;
 
 /// Rate limits rejection events, per reason.
 #[derive(Debug)]
@@ -184,6 +184,8 @@ fn slot(rejection: &Rejection) -> usize {
         Rejection::BodyUnreadable | Rejection::BodyTimeout { .. } => 9,
         Rejection::KeyLookupFailed | Rejection::ReplayStoreFailed => 10,
         Rejection::Duplicate => 11,
+        Rejection::Unauthorized(crate::http_auth::AuthError::Missing) => 12,
+        Rejection::Unauthorized(_) => 13,
     }
 }
 

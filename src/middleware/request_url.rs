@@ -76,6 +76,15 @@ impl PublicUrl {
     }
 }
 
+impl PublicUrl {
+    /// Whether requests reach it in the clear.
+    pub(crate) fn is_plain_http(&self) -> bool {
+        self.base
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+    }
+}
+
 /// Twilio Media Streams open a WebSocket: `GET` with `Upgrade: websocket`, signed over `wss://`.
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     headers

@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 
 use super::BoxError;
 use crate::ValidationError;
+use crate::http_auth::AuthError;
 
 /// Why the middleware refused a request. Attached to every rejection response's extensions
 /// (with the [`ValidationError`] itself, when there is one), so outer layers can log or count it.
@@ -19,6 +20,10 @@ use crate::ValidationError;
 pub enum Rejection {
     /// The signature is missing, malformed or wrong, or the body does not match it. 403.
     Invalid(ValidationError),
+    /// HTTP authentication (Basic or Digest) refused the request's credentials, or it had
+    /// none: 401, with one `WWW-Authenticate` per offered challenge (the layer adds them to
+    /// any rejection response), so Twilio sends its credentials. Never 403: Twilio would not.
+    Unauthorized(AuthError),
     /// The body is larger than the configured limit. 413.
     PayloadTooLarge {
         /// The limit in bytes.
@@ -50,6 +55,7 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Invalid(_) => StatusCode::FORBIDDEN,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -63,6 +69,7 @@ impl core::fmt::Display for Rejection {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Invalid(error) => error.fmt(f),
+            Self::Unauthorized(error) => write!(f, "HTTP authentication failed: {error}"),
             Self::PayloadTooLarge { limit } => {
                 write!(f, "the request body is larger than the {limit}-byte limit")
             }

@@ -19,6 +19,7 @@ use super::layer::Shared;
 use super::rejection_log::Event;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
 use crate::form::param_values;
+use crate::http_auth::{AuthError, Authenticated, HttpAuth, Unauthorized};
 use crate::{ValidationError, Validator, Verified, Webhook};
 
 /// Refuses requests without a valid `X-Twilio-Signature`, then calls the inner service with
@@ -61,9 +62,34 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         let limit = shared.body_limit;
+        let (mut parts, body) = request.into_parts();
 
-        let declared = request
-            .headers()
+        // HTTP authentication first, from the headers alone: Twilio sends credentials only
+        // after a 401, and nothing of an unauthenticated request's body is read.
+        if let Some(auth) = &shared.http_auth {
+            match authenticate(auth, &parts) {
+                Ok(authenticated) => {
+                    tracing::debug!(
+                        target: "twilio_webhook",
+                        user = authenticated.user(),
+                        "HTTP authentication passed"
+                    );
+                    parts.extensions.insert(authenticated);
+                }
+                Err(unauthorized) => {
+                    shared.log.record(Event {
+                        rejection: &Rejection::Unauthorized(unauthorized.reason()),
+                        method: &parts.method,
+                        url: None,
+                        report_only: shared.report_only,
+                    });
+                    return ResponseFuture::unauthorized(&shared, &unauthorized);
+                }
+            }
+        }
+
+        let declared = parts
+            .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
@@ -71,17 +97,30 @@ where
             let rejection = Rejection::PayloadTooLarge { limit };
             shared.log.record(Event {
                 rejection: &rejection,
-                method: request.method(),
+                method: &parts.method,
                 url: None,
                 report_only: shared.report_only,
             });
             return ResponseFuture::rejected(&shared, rejection);
         }
 
-        let (parts, body) = request.into_parts();
         let body = Buffer::new(body, limit, shared.body_timeout);
         ResponseFuture::reading(parts, body, inner, shared)
     }
+}
+
+/// The request's credentials, checked by `auth`: the `Authorization` header (several are
+/// refused) against the method and the request-target as the client sent it.
+fn authenticate(
+    auth: &HttpAuth,
+    parts: &http::request::Parts,
+) -> Result<Authenticated, Unauthorized> {
+    let authorization = header_str(&parts.headers, &header::AUTHORIZATION, ())
+        .map_err(|()| auth.refuse(AuthError::Repeated))?;
+    let target = super::request_url::original_uri(parts)
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    auth.check(authorization, parts.method.as_str(), target)
 }
 
 /// The extension a request carries in report-only mode when it failed validation.
