@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use twilio_webhook::{ValidationError, Validator, compute_signature};
 
-mod slow_clients;
+mod serve;
 
 const DEMO_AUTH_TOKEN: &str = "demo-auth-token-do-not-use-in-production";
 const BODY_LIMIT: usize = 64 * 1024;
@@ -106,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         async move { Ok::<_, Infallible>(handle(&shared.0, &shared.1, request).await) }
     });
     // hyper-util's server with a header-read timeout and a connection age bound: see
-    // examples/slow_clients. The body is bounded by BODY_LIMIT and BODY_TIMEOUT above.
-    slow_clients::serve(listener, service, std::future::pending()).await?;
+    // examples/serve. The body is bounded by BODY_LIMIT and BODY_TIMEOUT above.
+    serve::serve(listener, service, None, std::future::pending()).await?;
     Ok(())
 }

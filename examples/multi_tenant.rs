@@ -37,7 +37,7 @@ async fn sms(Form(params): Form<Vec<(String, String)>>) -> String {
     format!("<Response><Message>verified for {account}</Message></Response>\n")
 }
 
-mod slow_clients;
+mod serve;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3003").await?;
-    // Header-read timeout and connection age bounds: see examples/slow_clients.
-    slow_clients::serve(listener, app, std::future::pending()).await?;
+    // Header-read timeout and connection age bounds: see examples/serve.
+    serve::serve(listener, app, None, std::future::pending()).await?;
     Ok(())
 }

@@ -7,8 +7,14 @@
 //! Configuration, all optional (the defaults run on a fresh machine):
 //! - `TWILIO_AUTH_TOKEN`: the account's primary auth token (default: a public demo token,
 //!   with a warning: anyone can sign requests for it);
-//! - `PUBLIC_URL`: the base URL configured in Twilio's console (default `http://127.0.0.1:3000`);
 //! - `BIND`: the address to listen on (default `127.0.0.1:3000`);
+//! - `PUBLIC_URL`: the base URL configured in Twilio's console, without credentials (default
+//!   `http://` or `https://` and `BIND`);
+//! - `TLS_CERT`, `TLS_KEY`: PEM certificate chain and private key: serve HTTPS (rustls);
+//! - `BASIC_AUTH=user:password` or `DIGEST_AUTH=user:password`: require HTTP authentication
+//!   in front of the signature, as Twilio performs it (configure the same credentials in the
+//!   webhook URL in Twilio); `DIGEST_NONCE_SECRET` (32+ bytes) shares Digest nonces between
+//!   instances; `DIGEST_ALGORITHMS` (default `SHA-256,MD5`) chooses the challenges offered;
 //! - `REDIS_URL`: share the duplicate guard between instances through this Redis (e.g.
 //!   `redis://127.0.0.1:6379`); without it, claims are kept in this process's memory;
 //! - `RUST_LOG`: log filter (default `info`), e.g. `twilio_webhook=debug`.
@@ -19,10 +25,10 @@
 //! - `POST /twilio/voice`: form webhook, replies TwiML `<Say>`;
 //! - `POST /twilio/events`: JSON webhook signed through `bodySHA256`, replies 204.
 //!
-//! At start it prints a `curl` command with a valid signature for `/twilio/sms`. Try it, then
-//! change one character of the body or the header: the answer becomes 403. Send the same
-//! request twice: the second answer is the empty `<Response/>` of a duplicate, and the handler
-//! does not run again.
+//! At start it prints the URL to configure in Twilio and a `curl` command with a valid
+//! signature for `/twilio/sms`. Try it, then change one character of the body or the header:
+//! the answer becomes 403. Send the same request twice: the second answer is the empty
+//! `<Response/>` of a duplicate, and the handler does not run again.
 
 use std::net::SocketAddr;
 
@@ -31,11 +37,12 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use twilio_webhook::http_auth::{Algorithm, Credentials, HttpAuth};
 use twilio_webhook::middleware::{ReplayGuard, TwilioWebhookLayer};
 use twilio_webhook::replay::RedisStore;
 use twilio_webhook::{Validator, Verified, compute_signature};
 
-mod slow_clients;
+mod serve;
 
 /// Anyone can read this token, so anyone can sign requests with it: for trying the example only.
 const DEMO_AUTH_TOKEN: &str = "demo-auth-token-do-not-use-in-production";
@@ -56,11 +63,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         DEMO_AUTH_TOKEN.to_owned()
     });
-    let public_url =
-        std::env::var("PUBLIC_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".to_owned());
     let bind: SocketAddr = std::env::var("BIND")
         .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
         .parse()?;
+    let tls = match (std::env::var("TLS_CERT"), std::env::var("TLS_KEY")) {
+        (Ok(cert), Ok(key)) => Some((serve::tls_acceptor(&cert, &key)?, cert)),
+        (Err(_), Err(_)) => None,
+        _ => return Err("set both TLS_CERT and TLS_KEY, or neither".into()),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| format!("{scheme}://{bind}"));
+    let http_auth = http_auth()?;
 
     let guard = match std::env::var("REDIS_URL") {
         Ok(redis_url) => {
@@ -74,29 +87,83 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ReplayGuard::in_memory()
         }
     };
-    let app = app(&auth_token, &public_url, guard)?;
+    let app = app(
+        &auth_token,
+        &public_url,
+        guard,
+        http_auth.as_ref().map(|c| c.auth.clone()),
+    )?;
     let listener = tokio::net::TcpListener::bind(bind).await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    println!("listening on {scheme}://{}", listener.local_addr()?);
     println!("Twilio webhooks are checked against {public_url}/twilio/...\n");
-    if auth_token == DEMO_AUTH_TOKEN {
-        print_curl(&auth_token, &public_url);
-    }
-    // Not `axum::serve`: it has no header-read timeout, and a public endpoint needs one.
-    slow_clients::serve(listener, app, async {
+    print_banner(
+        &auth_token,
+        &public_url,
+        http_auth.as_ref(),
+        tls.as_ref().map(|(_, cert)| cert.as_str()),
+    );
+    // Not `axum::serve`: it has neither a header-read timeout, which a public endpoint needs,
+    // nor TLS.
+    serve::serve(listener, app, tls.map(|(acceptor, _)| acceptor), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
     Ok(())
 }
 
+/// HTTP authentication from `BASIC_AUTH` or `DIGEST_AUTH`, with the `user:password` pair it
+/// came from (the banner shows the password only with the demo token).
+struct AuthConfig {
+    auth: HttpAuth,
+    pair: String,
+}
+
+fn http_auth() -> Result<Option<AuthConfig>, Box<dyn std::error::Error>> {
+    let config = match (std::env::var("BASIC_AUTH"), std::env::var("DIGEST_AUTH")) {
+        (Ok(_), Ok(_)) => return Err("set BASIC_AUTH or DIGEST_AUTH, not both".into()),
+        (Ok(pair), Err(_)) => {
+            let credentials = Credentials::parse(&pair).map_err(|e| format!("BASIC_AUTH: {e}"))?;
+            AuthConfig {
+                auth: HttpAuth::basic([credentials])?,
+                pair,
+            }
+        }
+        (Err(_), Ok(pair)) => {
+            let credentials = Credentials::parse(&pair).map_err(|e| format!("DIGEST_AUTH: {e}"))?;
+            let mut auth = HttpAuth::digest([credentials])?;
+            if let Ok(secret) = std::env::var("DIGEST_NONCE_SECRET") {
+                auth = auth.nonce_secret(secret)?;
+            }
+            if let Ok(names) = std::env::var("DIGEST_ALGORITHMS") {
+                let algorithms = names
+                    .split(',')
+                    .map(|name| match name.trim() {
+                        "SHA-256" => Ok(Algorithm::Sha256),
+                        "MD5" => Ok(Algorithm::Md5),
+                        other => Err(format!("DIGEST_ALGORITHMS: unknown {other:?}")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                auth = auth.algorithms(algorithms)?;
+            }
+            AuthConfig { auth, pair }
+        }
+        (Err(_), Err(_)) => return Ok(None),
+    };
+    Ok(Some(config))
+}
+
 fn app(
     auth_token: &str,
     public_url: &str,
     guard: ReplayGuard,
+    http_auth: Option<HttpAuth>,
 ) -> Result<Router, Box<dyn std::error::Error>> {
-    let twilio = TwilioWebhookLayer::new(Validator::new(auth_token))?
+    let mut twilio = TwilioWebhookLayer::new(Validator::new(auth_token))?
         .public_url(public_url)?
         .replay_guard(guard);
+    if let Some(auth) = http_auth {
+        twilio = twilio.http_auth(auth);
+    }
     let webhooks = Router::new()
         .route("/sms", post(sms))
         .route("/voice", post(voice))
@@ -169,17 +236,46 @@ fn xml_escape(text: &str) -> String {
     out
 }
 
-/// A request Twilio could have sent, signed with the demo token.
-fn print_curl(auth_token: &str, public_url: &str) {
-    let params = [("From", "+15005550006"), ("Body", "Hello <from> curl")];
+/// The URL to configure in Twilio, and a request Twilio could have sent. The signature and
+/// the password are shown only for the demo token: with a real one, they are secrets.
+fn print_banner(
+    auth_token: &str,
+    public_url: &str,
+    http_auth: Option<&AuthConfig>,
+    tls_cert: Option<&str>,
+) {
+    let demo = auth_token == DEMO_AUTH_TOKEN;
     let url = format!("{public_url}/twilio/sms");
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
+    let (twilio_url, curl_auth) = match http_auth {
+        Some(AuthConfig { auth, pair }) => {
+            let (user, password) = pair.split_once(':').unwrap_or((pair, ""));
+            let password = if demo { password } else { "<password>" };
+            let flag = if auth.scheme() == "Digest" {
+                "--digest"
+            } else {
+                "--basic"
+            };
+            (
+                format!("{scheme}://{user}:{password}@{rest}"),
+                format!(" {flag} -u '{user}:{password}'"),
+            )
+        }
+        None => (url.clone(), String::new()),
+    };
+    println!("Configure this webhook URL in Twilio:\n\n  {twilio_url}\n");
+    if !demo {
+        return;
+    }
+    let params = [("From", "+15005550006"), ("Body", "Hello <from> curl")];
     let signature = compute_signature(auth_token, &url, &params);
+    let cacert = tls_cert.map_or(String::new(), |cert| format!(" --cacert {cert}"));
     println!(
         "Try a signed request (change a byte of it and get 403; send it twice and the second \
          answer is the empty <Response/> of a duplicate):\n"
     );
     println!(
-        "  curl -i {url} \\\n    -H 'X-Twilio-Signature: {signature}' \\\n    \
+        "  curl -i{cacert}{curl_auth} {url} \\\n    -H 'X-Twilio-Signature: {signature}' \\\n    \
          --data-urlencode 'From=+15005550006' --data-urlencode 'Body=Hello <from> curl'\n"
     );
 }

@@ -17,7 +17,7 @@ use tower::ServiceBuilder;
 use twilio_webhook::middleware::TwilioWebhookLayer;
 use twilio_webhook::{Validator, Verified, compute_signature};
 
-mod slow_clients;
+mod serve;
 
 const DEMO_AUTH_TOKEN: &str = "demo-auth-token-do-not-use-in-production";
 
@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on {public_url}; try:");
     println!("  curl -i {url} -H 'X-Twilio-Signature: {signature}' -d 'CallStatus=completed'\n");
     // hyper-util's server with a header-read timeout and a connection age bound: see
-    // examples/slow_clients.
-    slow_clients::serve(listener, service, std::future::pending()).await?;
+    // examples/serve.
+    serve::serve(listener, service, None, std::future::pending()).await?;
     Ok(())
 }

@@ -224,3 +224,26 @@ where
     once();
     allocations_during(once)
 }
+
+#[test]
+fn http_authentication_that_passes_allocates_nothing() {
+    use twilio_webhook::http_auth::{
+        Credentials, HttpAuth, basic_authorization, digest_authorization,
+    };
+    let twilio = Credentials::new("twilio", "a long random password").unwrap();
+    let basic = HttpAuth::basic([twilio.clone()]).unwrap();
+    let header = basic_authorization(&twilio);
+    let mut ok = false;
+    let n = allocations_during(|| ok = basic.check(Some(&header), "POST", "/sms").is_ok());
+    assert!(ok);
+    assert_eq!(n, 0, "Basic");
+
+    let digest = HttpAuth::digest([twilio.clone()]).unwrap();
+    let challenge = digest.check(None, "POST", "/sms").unwrap_err();
+    for offered in challenge.challenges() {
+        let header = digest_authorization(offered, &twilio, "POST", "/sms", "0a4f113b").unwrap();
+        let n = allocations_during(|| ok = digest.check(Some(&header), "POST", "/sms").is_ok());
+        assert!(ok);
+        assert_eq!(n, 0, "{offered}");
+    }
+}
