@@ -72,7 +72,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("set both TLS_CERT and TLS_KEY, or neither".into()),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| format!("{scheme}://{bind}"));
+    // Bound first, so that `BIND=127.0.0.1:0` (any free port) gives a public URL that works.
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let local = listener.local_addr()?;
+    let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| format!("{scheme}://{local}"));
     let http_auth = http_auth()?;
 
     let guard = match std::env::var("REDIS_URL") {
@@ -93,8 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         guard,
         http_auth.as_ref().map(|c| c.auth.clone()),
     )?;
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    println!("listening on {scheme}://{}", listener.local_addr()?);
+    println!("listening on {scheme}://{local}");
     println!("Twilio webhooks are checked against {public_url}/twilio/...\n");
     print_banner(
         &auth_token,

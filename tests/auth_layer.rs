@@ -265,3 +265,17 @@ fn debug_of_a_layer_with_credentials_shows_no_password() {
     assert!(!shown.contains("correct horse"), "{shown}");
     assert!(shown.contains("twilio"));
 }
+
+#[tokio::test]
+async fn an_answer_before_the_body_is_read_closes_an_http1_connection() {
+    // The unread body leaves the connection unusable: a client that re-sends on it (curl
+    // answering the challenge) must be told to open another.
+    let auth = HttpAuth::basic([twilio()]).unwrap();
+    let (response, _) = call(layer(auth.clone()), webhook(None, TOKEN)).await;
+    assert_eq!(response.headers()["connection"], "close");
+    let mut h2 = webhook(None, TOKEN);
+    *h2.version_mut() = http::Version::HTTP_2;
+    let (response, _) = call(layer(auth), h2).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get("connection").is_none());
+}

@@ -36,17 +36,13 @@ impl Server {
         let dir = exe.parent().unwrap().parent().unwrap();
         let server = dir.join("examples").join("server");
         assert!(server.exists(), "{} not built", server.display());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let scheme = if tls { "https" } else { "http" };
-        let base = format!("{scheme}://127.0.0.1:{port}");
+        // Port 0: the server binds a free port itself and says which, so two tests never
+        // race for one.
         let mut child = Command::new(server)
             .env_remove("TWILIO_AUTH_TOKEN")
             .env_remove("REDIS_URL")
-            .env("BIND", format!("127.0.0.1:{port}"))
+            .env_remove("PUBLIC_URL")
+            .env("BIND", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -59,8 +55,9 @@ impl Server {
         let listening = lines
             .by_ref()
             .map_while(Result::ok)
-            .find(|line| line.starts_with("listening on"));
-        assert!(listening.is_some(), "the example server did not start");
+            .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned));
+        let base = listening.expect("the example server did not start");
+        assert_eq!(base.starts_with("https://"), tls, "{base}");
         std::thread::spawn(move || lines.for_each(drop));
         Self { child, base }
     }
@@ -80,7 +77,7 @@ fn curl(server: &Server, extra: &[&str], body: &str) -> (u16, String) {
     let params = [("From", "+15005550006"), ("Body", body)];
     let signature = compute_signature(DEMO_AUTH_TOKEN, &url, &params);
     let output = Command::new("curl")
-        .args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
         .args(extra)
         .arg(&url)
         .args(["-H", &format!("X-Twilio-Signature: {signature}")])
@@ -90,7 +87,13 @@ fn curl(server: &Server, extra: &[&str], body: &str) -> (u16, String) {
         .unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
     let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+    let code = code.trim().parse().unwrap_or(0);
+    if code == 0 {
+        // No HTTP answer at all: say why, for the assertion that follows.
+        let why = String::from_utf8_lossy(&output.stderr);
+        return (0, format!("curl {}: {why}", output.status));
+    }
+    (code, body.to_owned())
 }
 
 #[test]

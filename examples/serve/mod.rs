@@ -67,7 +67,10 @@ pub fn tls_acceptor(
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: Twilio sends webhooks over HTTP/1.1, and over HTTP/2 a response given
+    // before the request body is read (a 401 challenge, a 413) was seen to reach curl as a
+    // reset stream ("empty reply", "stream error") whatever the handler, axum's own 404 too.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -123,8 +123,13 @@ where
 
     /// A 401 with one `WWW-Authenticate` per offered challenge: added whatever the rejection
     /// hook returns, since Twilio sends credentials only in answer to one.
-    pub(crate) fn unauthorized(shared: &Shared<R>, unauthorized: &Unauthorized) -> Self {
+    pub(crate) fn unauthorized(
+        shared: &Shared<R>,
+        unauthorized: &Unauthorized,
+        version: http::Version,
+    ) -> Self {
         let mut response = respond(shared, Rejection::Unauthorized(unauthorized.reason()));
+        close_unread(&mut response, version);
         for challenge in unauthorized.challenges() {
             if let Ok(value) = http::HeaderValue::from_str(challenge) {
                 response
@@ -139,10 +144,17 @@ where
         }
     }
 
-    pub(crate) fn rejected(shared: &Shared<R>, rejection: Rejection) -> Self {
+    /// A rejection answered before the body was read.
+    pub(crate) fn rejected_unread(
+        shared: &Shared<R>,
+        rejection: Rejection,
+        version: http::Version,
+    ) -> Self {
+        let mut response = respond(shared, rejection);
+        close_unread(&mut response, version);
         Self {
             state: State::Refused {
-                response: Some(respond(shared, rejection)),
+                response: Some(response),
             },
         }
     }
@@ -162,6 +174,18 @@ fn respond<R: RejectionResponse>(
     }
     response.extensions_mut().insert(rejection);
     response
+}
+
+/// The request's body was left unread, so its connection cannot carry another request: say so
+/// (HTTP/1.x), or a client that re-sends on it (curl answering a 401 challenge) gets an empty
+/// reply. HTTP/2 streams end on their own and forbid the header.
+fn close_unread(response: &mut Response<Full<Bytes>>, version: http::Version) {
+    if version < http::Version::HTTP_2 {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
 }
 
 /// A response the layer built, in the layer's response body.

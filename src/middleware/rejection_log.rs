@@ -91,10 +91,12 @@ impl RejectionLog {
         };
         let reason = event.rejection;
         let report_only = event.report_only;
-        // A request without any signature is what every scanner sends: routine, not alarming.
+        // A request without any signature is what every scanner sends, and one without
+        // credentials is how Twilio always starts: routine, not alarming.
         if matches!(
             reason,
             Rejection::Invalid(ValidationError::MissingSignature)
+                | Rejection::Unauthorized(crate::http_auth::AuthError::Missing)
         ) {
             tracing::debug!(
                 target: "twilio_webhook",

@@ -83,7 +83,7 @@ where
                         url: None,
                         report_only: shared.report_only,
                     });
-                    return ResponseFuture::unauthorized(&shared, &unauthorized);
+                    return ResponseFuture::unauthorized(&shared, &unauthorized, parts.version);
                 }
             }
         }
@@ -101,7 +101,7 @@ where
                 url: None,
                 report_only: shared.report_only,
             });
-            return ResponseFuture::rejected(&shared, rejection);
+            return ResponseFuture::rejected_unread(&shared, rejection, parts.version);
         }
 
         let body = Buffer::new(body, limit, shared.body_timeout);
