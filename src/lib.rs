@@ -71,6 +71,8 @@ pub mod http_auth;
 pub mod middleware;
 pub mod replay;
 mod signature;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod url;
 mod validator;
 

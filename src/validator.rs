@@ -440,6 +440,17 @@ fn is_form(content_type: &str) -> bool {
 
 /// Every `bodySHA256` in the URL must be the lowercase hex SHA-256 of the body.
 fn check_body_sha256(url: &SignedUrl<'_>, body: &[u8]) -> Result<(), ValidationError> {
+    let hex = sha256_hex(body);
+    for claimed in url.body_sha256_values() {
+        if !bool::from(claimed.as_bytes().ct_eq(&hex)) {
+            return Err(ValidationError::BodyHashMismatch);
+        }
+    }
+    Ok(())
+}
+
+/// The lowercase hex SHA-256 of `body`: what `bodySHA256` carries.
+pub(crate) fn sha256_hex(body: &[u8]) -> [u8; 64] {
     let digest = Sha256::digest(body);
     let mut hex = [0u8; 64];
     for (i, byte) in digest.iter().enumerate() {
@@ -447,12 +458,7 @@ fn check_body_sha256(url: &SignedUrl<'_>, body: &[u8]) -> Result<(), ValidationE
         hex[2 * i] = DIGITS[usize::from(byte >> 4)];
         hex[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
     }
-    for claimed in url.body_sha256_values() {
-        if !bool::from(claimed.as_bytes().ct_eq(&hex)) {
-            return Err(ValidationError::BodyHashMismatch);
-        }
-    }
-    Ok(())
+    hex
 }
 
 impl fmt::Debug for Validator {
