@@ -438,6 +438,83 @@ pub(crate) fn param_values<'b>(
     })
 }
 
+/// The decoded parameters of an `application/x-www-form-urlencoded` body, in wire order,
+/// decoded exactly as the validator decodes them (`+` is a space, `%XX` a byte, a pair without
+/// `=` has an empty value, empty pairs are skipped; bad escapes and invalid UTF-8 are errors).
+///
+/// ```
+/// use twilio_webhook::form_params;
+///
+/// let params = form_params(b"From=%2B14155550123&Body=Hello+there&flag").unwrap();
+/// assert_eq!(params, [
+///     ("From".to_owned(), "+14155550123".to_owned()),
+///     ("Body".to_owned(), "Hello there".to_owned()),
+///     ("flag".to_owned(), String::new()),
+/// ]);
+/// ```
+pub fn form_params(body: &[u8]) -> Result<Vec<(String, String)>, MalformedBody> {
+    if core::str::from_utf8(body).is_err() {
+        return Err(MalformedBody::InvalidUtf8);
+    }
+    let decode = |raw: &[u8]| {
+        let invalid = Cell::new(false);
+        let bytes: Vec<u8> = Field::in_body(raw, 0, raw.len(), true)
+            .bytes(&invalid)
+            .collect();
+        if invalid.get() {
+            return Err(MalformedBody::InvalidPercentEncoding);
+        }
+        String::from_utf8(bytes).map_err(|_| MalformedBody::InvalidUtf8)
+    };
+    body.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            Ok((decode(name)?, decode(value)?))
+        })
+        .collect()
+}
+
+/// `params` as an `application/x-www-form-urlencoded` body, as Twilio encodes it: `+` for a
+/// space, `%XX` for every byte but letters, digits and `-._*`. The inverse of [`form_params`].
+///
+/// ```
+/// use twilio_webhook::form_body;
+///
+/// assert_eq!(form_body(&[("To", "+1 415"), ("Body", "é&=")]), "To=%2B1+415&Body=%C3%A9%26%3D");
+/// ```
+pub fn form_body<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
+    let mut out = String::new();
+    let encode = |text: &str, out: &mut String| {
+        for byte in text.bytes() {
+            match byte {
+                b' ' => out.push('+'),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    out.push(char::from(byte));
+                }
+                _ => {
+                    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+                    out.push('%');
+                    out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+                    out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+                }
+            }
+        }
+    };
+    for (i, (name, value)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode(name.as_ref(), &mut out);
+        out.push('=');
+        encode(value.as_ref(), &mut out);
+    }
+    out
+}
+
 /// Runs `f` with a zeroed buffer of at least `len` bytes: on the stack when that is small, as
 /// it is for every webhook Twilio documents, else on the heap.
 pub(crate) fn with_buffer<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {

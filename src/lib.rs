@@ -77,6 +77,7 @@ mod url;
 mod validator;
 
 pub use error::{InvalidUrl, MalformedBody, ValidationError};
-pub use signature::{compute_signature, signed_string};
-pub use url::UrlVariant;
-pub use validator::{DEFAULT_MAX_PARAMS, KeyUsed, Validator, Verified, Webhook};
+pub use form::{form_body, form_params};
+pub use signature::{compute_shared_key_signature, compute_signature, signed_string};
+pub use url::{UrlVariant, url_variants};
+pub use validator::{DEFAULT_MAX_PARAMS, KeyUsed, Validator, Verified, Webhook, body_sha256};

@@ -48,6 +48,35 @@ pub fn compute_signature<K: AsRef<str>, V: AsRef<str>>(
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// The signature Twilio sends with a webhook **shared key** (HMAC-SHA256, 44 characters), for
+/// a form (or GET) request to `url` with `params`. The request also carries
+/// `X-Twilio-Webhooks-Signature-Settings: key=<id>,algorithm=HMAC_SHA256`.
+///
+/// ```
+/// use twilio_webhook::{Validator, Webhook, compute_shared_key_signature};
+///
+/// let url = "https://example.com/sms";
+/// let signature = compute_shared_key_signature("shared secret", url, &[] as &[(&str, &str)]);
+/// let verified = Validator::new("auth token")
+///     .add_shared_key("KS1", "shared secret")
+///     .verify(&Webhook {
+///         signature: Some(&signature),
+///         signature_settings: Some("key=KS1,algorithm=HMAC_SHA256"),
+///         ..Webhook::new(url)
+///     });
+/// assert!(verified.is_ok());
+/// ```
+pub fn compute_shared_key_signature<K: AsRef<str>, V: AsRef<str>>(
+    secret: impl AsRef<str>,
+    url: &str,
+    params: &[(K, V)],
+) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret.as_ref().as_bytes())
+        .expect("HMAC accepts a key of any length");
+    mac.update(signed_string(url, params).as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
 /// The exact text Twilio signs for a form (or GET) request to `url` with `params`: the URL,
 /// then every parameter's name and value sorted by name (then value), duplicates removed.
 ///

@@ -19,18 +19,17 @@
 //! Handlers that take a [`Verified`] or [`Unverified`] extension can be unit-tested without
 //! the layer: [`verified`] and [`unverified`] build them.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use hmac::{KeyInit, Mac};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::Full;
 
 use crate::http_auth::{Credentials, basic_authorization, digest_authorization};
 use crate::middleware::Unverified;
-use crate::signature::HmacSha256;
-use crate::{KeyUsed, UrlVariant, ValidationError, Verified, compute_signature, signed_string};
+use crate::{
+    KeyUsed, UrlVariant, ValidationError, Verified, body_sha256, compute_shared_key_signature,
+    compute_signature, form_body,
+};
 
 /// A webhook request as Twilio would send it, signed. Build one with [`post`](Self::post),
 /// [`get`](Self::get) or [`json`](Self::json), then [`build`](Self::build).
@@ -215,16 +214,12 @@ impl WebhookRequest {
         let Some(body) = &self.json else {
             return self.url.clone();
         };
-        let hash = crate::validator::sha256_hex(body);
+        let hash = body_sha256(body);
         let separator = match self.url.split('#').next().unwrap_or("").contains('?') {
             true => '&',
             false => '?',
         };
-        format!(
-            "{}{separator}bodySHA256={}",
-            self.url,
-            core::str::from_utf8(&hash).expect("hex")
-        )
+        format!("{}{separator}bodySHA256={hash}", self.url)
     }
 
     /// The `X-Twilio-Signature` value.
@@ -237,12 +232,7 @@ impl WebhookRequest {
         };
         match &self.key {
             Key::AuthToken(token) => compute_signature(token, &url, params),
-            Key::SharedKey { secret, .. } => {
-                let mut mac = HmacSha256::new_from_slice(secret.as_bytes())
-                    .expect("HMAC accepts a key of any length");
-                mac.update(signed_string(&url, params).as_bytes());
-                STANDARD.encode(mac.finalize().into_bytes())
-            }
+            Key::SharedKey { secret, .. } => compute_shared_key_signature(secret, &url, params),
         }
     }
 
@@ -285,7 +275,7 @@ impl WebhookRequest {
             (None, true) => Bytes::new(),
             (None, false) => {
                 builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-                Bytes::from(form_encode(&self.params))
+                Bytes::from(form_body(&self.params))
             }
         };
         match &self.authorization {
@@ -313,31 +303,6 @@ impl WebhookRequest {
         }
         builder.body(Full::new(body)).expect("a valid request")
     }
-}
-
-/// `application/x-www-form-urlencoded`, as Twilio encodes: `+` for spaces, `%XX` for the rest.
-fn form_encode(params: &[(String, String)]) -> String {
-    let encode = |text: &str, out: &mut String| {
-        for byte in text.bytes() {
-            match byte {
-                b' ' => out.push('+'),
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                    out.push(char::from(byte));
-                }
-                _ => out.push_str(&format!("%{byte:02X}")),
-            }
-        }
-    };
-    let mut out = String::new();
-    for (i, (name, value)) in params.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        encode(name, &mut out);
-        out.push('=');
-        encode(value, &mut out);
-    }
-    out
 }
 
 /// A [`Verified`] as the layer would attach it for a request signed with the first auth token,
@@ -371,18 +336,4 @@ pub fn verified_for_account(account_sid: &str) -> Verified {
 /// An [`Unverified`] as report-only mode attaches it.
 pub fn unverified(error: ValidationError) -> Unverified {
     Unverified(error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_encoding_matches_what_twilio_sends() {
-        let params = [
-            ("To".to_owned(), "+1 415".to_owned()),
-            ("B".to_owned(), "é&=".to_owned()),
-        ];
-        assert_eq!(form_encode(&params), "To=%2B1+415&B=%C3%A9%26%3D");
-    }
 }

@@ -321,6 +321,27 @@ impl<'a> SignedUrl<'a> {
     }
 }
 
+/// Every URL the validator tries for `url`, in order, with which form each is: the URL as
+/// received first. For explaining a failing signature; the validator itself never builds
+/// these strings.
+///
+/// ```
+/// use twilio_webhook::{UrlVariant, url_variants};
+///
+/// let tried = url_variants("https://example.com/sms").unwrap();
+/// assert_eq!(tried, [
+///     (UrlVariant::AsReceived, "https://example.com/sms".to_owned()),
+///     (UrlVariant::PortToggled, "https://example.com:443/sms".to_owned()),
+/// ]);
+/// ```
+pub fn url_variants(url: &str) -> Result<Vec<(UrlVariant, String)>, InvalidUrl> {
+    let parsed = SignedUrl::parse(url)?;
+    Ok(parsed
+        .candidates()
+        .map(|candidate| (candidate.variant, candidate.pieces().concat()))
+        .collect())
+}
+
 /// What a log may show of `url`: the URL as received with any userinfo replaced by `***`, and
 /// the variants tried, in order.
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]

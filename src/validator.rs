@@ -449,7 +449,20 @@ fn check_body_sha256(url: &SignedUrl<'_>, body: &[u8]) -> Result<(), ValidationE
     Ok(())
 }
 
-/// The lowercase hex SHA-256 of `body`: what `bodySHA256` carries.
+/// The value Twilio puts in a JSON webhook's `bodySHA256` query parameter: the lowercase hex
+/// SHA-256 of the raw body.
+///
+/// ```
+/// assert_eq!(
+///     twilio_webhook::body_sha256(b""),
+///     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+/// );
+/// ```
+pub fn body_sha256(body: &[u8]) -> String {
+    String::from_utf8(sha256_hex(body).to_vec()).expect("hex digits")
+}
+
+/// The lowercase hex SHA-256 of `body`, on the stack.
 pub(crate) fn sha256_hex(body: &[u8]) -> [u8; 64] {
     let digest = Sha256::digest(body);
     let mut hex = [0u8; 64];
