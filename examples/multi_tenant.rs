@@ -47,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             map.insert(*sid, Validator::new(token))
         });
     let layer = TwilioWebhookLayer::with_key_source(accounts).public_url(PUBLIC_URL)?;
-    let app = Router::new().route("/sms", post(sms)).layer(layer);
+    // On the handlers: a wrong path stays 404 and a wrong method 405.
+    let app = Router::new().route("/sms", post(sms).route_layer(layer));
 
     let url = format!("{PUBLIC_URL}/sms");
     println!("listening on {PUBLIC_URL}; try:\n");

@@ -36,7 +36,7 @@ use axum::extract::Form;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use twilio_webhook::http_auth::{Algorithm, Credentials, HttpAuth};
 use twilio_webhook::middleware::{ReplayGuard, TwilioWebhookLayer};
 use twilio_webhook::replay::RedisStore;
@@ -166,20 +166,17 @@ fn app(
     if let Some(auth) = http_auth {
         twilio = twilio.http_auth(auth);
     }
+    // The layer on each webhook's handlers: a wrong path stays 404 and a wrong method 405.
     let webhooks = Router::new()
-        .route("/sms", post(sms))
-        .route("/voice", post(voice))
-        .route("/events", post(events))
-        .layer(twilio);
+        .route("/sms", post(sms).route_layer(twilio.clone()))
+        .route("/voice", post(voice).route_layer(twilio.clone()))
+        .route("/events", post(events).route_layer(twilio));
     Ok(Router::new()
         .route("/health", get(|| async { "ok" }))
         .nest("/twilio", webhooks))
 }
 
-async fn sms(
-    Extension(verified): Extension<Verified>,
-    Form(params): Form<Vec<(String, String)>>,
-) -> impl IntoResponse {
+async fn sms(verified: Verified, Form(params): Form<Vec<(String, String)>>) -> impl IntoResponse {
     let body = param(&params, "Body");
     tracing::info!(url_variant = %verified.url_variant, "verified SMS webhook");
     twiml(format!(

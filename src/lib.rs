@@ -40,9 +40,23 @@
 //!
 //! # The middleware
 //!
-//! With the default feature `tower` (and `axum`), the `middleware` module adds
-//! `TwilioWebhookLayer`: one layer on an axum router, or around any hyper / tower service,
-//! refuses forged webhooks before a handler sees them. Its docs have the examples.
+//! With the default feature `tower` (and `axum`), the [`middleware`] module adds
+//! [`TwilioWebhookLayer`](middleware::TwilioWebhookLayer): one layer on an axum router, or
+//! around any hyper / tower service, refuses forged webhooks before a handler sees them. Its
+//! docs have the examples.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `tower` | yes | [`middleware`]: the tower `Layer`, for hyper and any tower stack |
+//! | `axum` | yes | reads axum's `OriginalUri` (layers inside `Router::nest` see the full path); `Verified` as an extractor |
+//! | `redis` | no | `replay::RedisStore`: the duplicate guard shared by several instances |
+//! | `test-util` | no | `test_util`: signed requests for your tests |
+//! | `cli` | no | the `twilio-webhook` command-line tool |
+//!
+//! With `default-features = false` the crate is the core alone: [`Validator`],
+//! [`http_auth`], [`replay`]'s store trait and memory store, no framework.
 //!
 //! # Deployment caveat
 //!
@@ -58,6 +72,7 @@
 //!   HTTPS so requests cannot be captured.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(all(doctest, feature = "axum"))]
@@ -68,10 +83,12 @@ mod error;
 mod form;
 pub mod http_auth;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod middleware;
 pub mod replay;
 mod signature;
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 mod url;
 mod validator;
@@ -80,4 +97,6 @@ pub use error::{InvalidUrl, MalformedBody, ValidationError};
 pub use form::{form_body, form_params};
 pub use signature::{compute_shared_key_signature, compute_signature, signed_string};
 pub use url::{UrlVariant, url_variants};
-pub use validator::{DEFAULT_MAX_PARAMS, KeyUsed, Validator, Verified, Webhook, body_sha256};
+pub use validator::{
+    DEFAULT_MAX_PARAMS, KeyUsed, Unverified, Validator, Verified, Webhook, body_sha256,
+};

@@ -64,6 +64,11 @@ pub struct Verified {
     pub account_sid: Option<String>,
 }
 
+/// What a request carries instead of [`Verified`] when it failed validation and the
+/// middleware is in report-only mode: why it failed. (Also at `middleware::Unverified`.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified(pub ValidationError);
+
 /// Which configured key verified a request. Never the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -77,3 +77,110 @@ async fn the_layer_inside_trace_and_compression() {
     );
     check(app).await;
 }
+
+mod extractors {
+    use super::*;
+    use twilio_webhook::{Unverified, Verified};
+
+    async fn verified(v: Verified) -> String {
+        format!("{}", v.url_variant)
+    }
+
+    async fn maybe_unverified(u: Option<Unverified>) -> String {
+        match u {
+            Some(Unverified(error)) => format!("unverified: {error}"),
+            None => "verified".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn verified_is_an_extractor_and_fails_closed_without_the_layer() {
+        let app = Router::new()
+            .route("/sms", post(verified))
+            .route_layer(twilio())
+            .route("/unguarded", post(verified));
+        let response = app.clone().oneshot(signed()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "as received");
+        // A route the layer does not cover: 500, never a pass.
+        let unguarded = Request::post("/unguarded").body(Body::empty()).unwrap();
+        let response = app.oneshot(unguarded).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn option_unverified_tells_report_only_failures_apart() {
+        let app = Router::new()
+            .route("/sms", post(maybe_unverified))
+            .route_layer(twilio().report_only())
+            .route("/unguarded", post(maybe_unverified));
+        let text = |response: axum::response::Response| async move {
+            String::from_utf8(
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_bytes()
+                    .to_vec(),
+            )
+            .unwrap()
+        };
+        let ok = app.clone().oneshot(signed()).await.unwrap();
+        assert_eq!(text(ok).await, "verified");
+        let forged = app.clone().oneshot(forged()).await.unwrap();
+        assert_eq!(forged.status(), StatusCode::OK);
+        assert!(text(forged).await.starts_with("unverified: "));
+        let unguarded = Request::post("/unguarded").body(Body::empty()).unwrap();
+        let response = app.oneshot(unguarded).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn the_layer_on_the_method_router_keeps_404_and_405() {
+        let unsigned = |method: &str, path: &str| {
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap()
+        };
+        // The layer on the method router's routes: unknown paths and wrong methods are answered
+        // by axum before it, as 404 and 405.
+        let route_layer = Router::new().route("/sms", post(verified).route_layer(twilio()));
+        let status = |app: &Router, m, p| {
+            let app = app.clone();
+            let request = unsigned(m, p);
+            async move { app.oneshot(request).await.unwrap().status() }
+        };
+        assert_eq!(
+            status(&route_layer, "POST", "/nope").await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(&route_layer, "GET", "/sms").await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            status(&route_layer, "POST", "/sms").await,
+            StatusCode::FORBIDDEN
+        );
+        // Router::route_layer keeps 404 only.
+        let router_route_layer = Router::new()
+            .route("/sms", post(verified))
+            .route_layer(twilio());
+        assert_eq!(
+            status(&router_route_layer, "POST", "/nope").await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(&router_route_layer, "GET", "/sms").await,
+            StatusCode::FORBIDDEN
+        );
+        // With Router::layer, a wrong path or method looks like a signature problem.
+        let layer = Router::new().route("/sms", post(verified)).layer(twilio());
+        assert_eq!(status(&layer, "POST", "/nope").await, StatusCode::FORBIDDEN);
+        assert_eq!(status(&layer, "GET", "/sms").await, StatusCode::FORBIDDEN);
+    }
+}

@@ -154,12 +154,8 @@ fn every_conformance_form_case_through_validate() {
                 signature_settings: None,
             })
             .is_ok_and(|verified| verified.url_variant == UrlVariant::AsReceived);
-        if as_received {
-            if let Some(expected) = c.signed_string.as_deref() {
-                {
-                    assert_eq!(signed_string(&c.url, &params), expected, "{}", c.name);
-                }
-            }
+        if as_received && let Some(expected) = c.signed_string.as_deref() {
+            assert_eq!(signed_string(&c.url, &params), expected, "{}", c.name);
         }
     }
 }

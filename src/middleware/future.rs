@@ -21,10 +21,10 @@ use super::layer::{Keys, Shared};
 use super::rejection_log::Event;
 use super::replay_guard::HeldClaim;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
-use super::service::{Unverified, X_TWILIO_SIGNATURE, check, header_str, key_request};
+use super::service::{X_TWILIO_SIGNATURE, check, header_str, key_request};
 use crate::http_auth::Unauthorized;
 use crate::replay::{Claim, ClaimKey, ClaimOwner, ReplayCheck, StoreError, StoreFuture};
-use crate::{ValidationError, Verified};
+use crate::{Unverified, ValidationError, Verified};
 
 pin_project! {
     /// The future of [`TwilioWebhook`](super::TwilioWebhook): no boxing but the key source's

@@ -79,6 +79,9 @@
 //! Inside `axum::Router::nest`, the layer sees the full path (it reads axum's `OriginalUri`).
 
 mod buffer;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod extract;
 mod future;
 mod key_source;
 mod layer;
@@ -90,13 +93,14 @@ mod service;
 
 use core::fmt;
 
+pub use crate::Unverified;
 pub use future::ResponseFuture;
 pub use key_source::{AccountMap, KeyLookup, KeyRequest, KeySource};
 pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, TwilioWebhookLayer};
 pub use replay_guard::{DEFAULT_STORE_TIMEOUT, ReplayGuard};
 pub use request_url::Scheme;
 pub use response::{DefaultRejection, Rejection, RejectionResponse, ResponseBody};
-pub use service::{TwilioWebhook, Unverified};
+pub use service::TwilioWebhook;
 
 use crate::InvalidUrl;
 

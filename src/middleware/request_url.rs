@@ -135,17 +135,15 @@ impl UrlSource {
             } => {
                 let mut scheme = Cow::Borrowed(scheme.as_str(websocket));
                 let mut authority = Cow::Borrowed(request_authority(parts)?);
-                if *trust_forwarded {
-                    if let Some((proto, host)) = forwarded(&parts.headers)? {
-                        if let Some(proto) = proto {
-                            scheme = match websocket_scheme(&proto) {
-                                Some(ws) if websocket => Cow::Borrowed(ws),
-                                _ => Cow::Owned(proto),
-                            };
-                        }
-                        if let Some(host) = host {
-                            authority = Cow::Owned(host);
-                        }
+                if *trust_forwarded && let Some((proto, host)) = forwarded(&parts.headers)? {
+                    if let Some(proto) = proto {
+                        scheme = match websocket_scheme(&proto) {
+                            Some(ws) if websocket => Cow::Borrowed(ws),
+                            _ => Cow::Owned(proto),
+                        };
+                    }
+                    if let Some(host) = host {
+                        authority = Cow::Owned(host);
                     }
                 }
                 check_authority(&authority)?;
@@ -226,13 +224,12 @@ fn forwarded(headers: &HeaderMap) -> Result<Option<ProtoAndHost>, InvalidUrl> {
         }
         (proto.is_some() || host.is_some()).then_some((proto, host))
     };
-    if let Some((Some(proto), _)) = &found {
-        if !["http", "https", "ws", "wss"]
+    if let Some((Some(proto), _)) = &found
+        && !["http", "https", "ws", "wss"]
             .iter()
             .any(|known| proto.eq_ignore_ascii_case(known))
-        {
-            return Err(InvalidUrl::MissingScheme);
-        }
+    {
+        return Err(InvalidUrl::MissingScheme);
     }
     Ok(found)
 }

@@ -176,6 +176,15 @@ pin_project! {
     }
 }
 
+/// Empty: what tower-http's `TimeoutLayer` and other layers that answer by themselves need.
+impl<B> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::Layer {
+            body: Full::default(),
+        }
+    }
+}
+
 impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,

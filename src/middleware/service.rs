@@ -123,10 +123,6 @@ fn authenticate(
     auth.check(authorization, parts.method.as_str(), target)
 }
 
-/// The extension a request carries in report-only mode when it failed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unverified(pub crate::ValidationError);
-
 /// An auth token nobody has: an unknown account is checked with it, so that refusing one costs
 /// what checking a known one does and the time of a 403 says nothing about which accounts a
 /// platform serves.

@@ -38,6 +38,7 @@ use std::time::Duration;
 pub use key::{ClaimKey, ClaimOwner};
 pub use memory::{DEFAULT_CAPACITY, MemoryStore};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{DEFAULT_KEY_PREFIX, RedisStore};
 
 /// Errors a store may return, boxed.

@@ -1,0 +1,107 @@
+//! `Verified` and `Unverified` as axum extractors (feature `axum`).
+//!
+//! ```
+//! use axum::{Form, Router, routing::post};
+//! use twilio_webhook::{Validator, Verified};
+//! use twilio_webhook::middleware::TwilioWebhookLayer;
+//!
+//! async fn sms(verified: Verified, Form(form): Form<Vec<(String, String)>>) -> String {
+//!     format!("verified over the URL {}, {} parameters", verified.url_variant, form.len())
+//! }
+//!
+//! # fn main() -> Result<(), twilio_webhook::middleware::ConfigError> {
+//! let app: Router = Router::new()
+//!     .route("/sms", post(sms))
+//!     .route_layer(TwilioWebhookLayer::new(Validator::new("auth token"))?);
+//! # Ok(()) }
+//! ```
+//!
+//! On a route the layer does not cover, extracting `Verified` fails closed: `500`, and an
+//! `error` event naming the missing layer. It never lets the request through unchecked.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::{Unverified, Verified};
+
+/// The rejection of a `Verified` or `Unverified` extractor on a route without
+/// `TwilioWebhookLayer`: `500` (a server misconfiguration, not the client's fault), and an
+/// `error` event that names the missing layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingLayer {
+    extractor: &'static str,
+}
+
+impl MissingLayer {
+    fn new(extractor: &'static str, parts: &Parts) -> Self {
+        tracing::error!(
+            target: "twilio_webhook",
+            extractor,
+            path = %super::rejection_log::truncate(parts.uri.path()),
+            "a handler extracts {extractor}, but no TwilioWebhookLayer runs on this route: \
+             add the layer (Router::route_layer) to it; the request was refused with 500"
+        );
+        Self { extractor }
+    }
+}
+
+impl core::fmt::Display for MissingLayer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} extracted on a route without TwilioWebhookLayer",
+            self.extractor
+        )
+    }
+}
+
+impl std::error::Error for MissingLayer {}
+
+impl IntoResponse for MissingLayer {
+    fn into_response(self) -> Response {
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Verified {
+    type Rejection = MissingLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, MissingLayer> {
+        parts
+            .extensions
+            .get::<Verified>()
+            .cloned()
+            .ok_or_else(|| MissingLayer::new("Verified", parts))
+    }
+}
+
+/// `Unverified`: present only in report-only mode, for a request that failed validation.
+impl<S: Send + Sync> FromRequestParts<S> for Unverified {
+    type Rejection = MissingLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, MissingLayer> {
+        parts
+            .extensions
+            .get::<Unverified>()
+            .cloned()
+            .ok_or_else(|| MissingLayer::new("Unverified", parts))
+    }
+}
+
+/// `Option<Unverified>` in report-only mode: `Some(why)` for a request that failed, `None` for
+/// one that was verified; still `500` on a route without the layer.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Unverified {
+    type Rejection = MissingLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, MissingLayer> {
+        if let Some(unverified) = parts.extensions.get::<Unverified>() {
+            return Ok(Some(unverified.clone()));
+        }
+        if parts.extensions.get::<Verified>().is_some() {
+            return Ok(None);
+        }
+        Err(MissingLayer::new("Option<Unverified>", parts))
+    }
+}
