@@ -27,13 +27,13 @@ fn main() {
     let signed = twilio_webhook::signed_string(url, &params);
     let body = fixtures::form_body(&params);
     let verified = Validator::new(TOKEN)
-        .verify(&Webhook {
-            url,
-            content_type: Some("application/x-www-form-urlencoded"),
-            body: body.as_bytes(),
-            signature: Some(&signature),
-            signature_settings: None,
-        })
+        .verify(
+            &Webhook::new(url)
+                .content_type(Some("application/x-www-form-urlencoded"))
+                .body(body.as_bytes())
+                .signature(Some(&signature))
+                .signature_settings(None),
+        )
         .unwrap();
     assert_eq!(verified.url_variant, UrlVariant::AsReceived);
     assert_eq!(verified.key, KeyUsed::AuthToken { index: 0 });

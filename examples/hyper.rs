@@ -1,5 +1,5 @@
 //! A plain hyper 1.x server (no axum, no tower layer) that checks Twilio signatures by calling
-//! `Validator::validate_body` itself: the "custom server" use of the core.
+//! `Validator::verify_request` itself: the "custom server" use of the core (feature `http`).
 //!
 //! ```sh
 //! cargo run --example hyper
@@ -12,11 +12,10 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use twilio_webhook::{ValidationError, Validator, compute_signature};
+use twilio_webhook::{Validator, compute_signature};
 
 mod serve;
 
@@ -46,18 +45,11 @@ async fn handle(
         }
         Err(_) => return status(StatusCode::BAD_REQUEST, ""),
     };
-    // A header sent twice is refused, as the layer does: which copy was signed cannot be known.
-    let verdict = match (
-        single_header(&parts.headers, "x-twilio-signature"),
-        single_header(&parts.headers, CONTENT_TYPE.as_str()),
-    ) {
-        (Ok(signature), Ok(content_type)) => {
-            validator.validate_body(&url, content_type, &body, signature.unwrap_or(""))
-        }
-        _ => Err(ValidationError::MalformedSignature),
-    };
+    // The signature, shared-key settings and content type are read from the headers by the
+    // core itself (each at most once, as the layer does).
+    let verdict = validator.verify_request(&url, &parts, &body);
     match verdict {
-        Ok(()) => status(
+        Ok(_) => status(
             StatusCode::OK,
             "<Response><Message>verified</Message></Response>",
         ),
@@ -68,16 +60,6 @@ async fn handle(
             eprintln!("rejected {} {path}: {error}", parts.method);
             status(StatusCode::FORBIDDEN, "")
         }
-    }
-}
-
-/// The header's value if it appears at most once and is text; `Err` otherwise.
-fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ()> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => value.to_str().map(Some).map_err(drop),
-        (Some(_), Some(_)) => Err(()),
     }
 }
 

@@ -64,6 +64,9 @@ pub enum ValidationError {
     UnknownSharedKey,
     /// The `X-Twilio-Webhooks-Signature-Settings` header cannot be parsed.
     MalformedSignatureSettings,
+    /// `X-Twilio-Signature`, `X-Twilio-Webhooks-Signature-Settings` or `Content-Type` appears
+    /// more than once: which copy was signed cannot be known.
+    RepeatedHeader,
 }
 
 /// Why a form body could not be decoded.
@@ -144,6 +147,10 @@ impl fmt::Display for ValidationError {
             Self::MalformedSignatureSettings => {
                 f.write_str("the X-Twilio-Webhooks-Signature-Settings header cannot be parsed")
             }
+            Self::RepeatedHeader => f.write_str(
+                "a repeated header: X-Twilio-Signature, X-Twilio-Webhooks-Signature-Settings or \
+                 Content-Type appears more than once, so which copy was signed cannot be known",
+            ),
         }
     }
 }

@@ -90,6 +90,8 @@ mod signature;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
+#[cfg(feature = "http")]
+mod twilio_headers;
 mod url;
 mod validator;
 

@@ -59,11 +59,11 @@ pub fn compute_signature<K: AsRef<str>, V: AsRef<str>>(
 /// let signature = compute_shared_key_signature("shared secret", url, &[] as &[(&str, &str)]);
 /// let verified = Validator::new("auth token")
 ///     .add_shared_key("KS1", "shared secret")
-///     .verify(&Webhook {
-///         signature: Some(&signature),
-///         signature_settings: Some("key=KS1,algorithm=HMAC_SHA256"),
-///         ..Webhook::new(url)
-///     });
+///     .verify(
+///         &Webhook::new(url)
+///             .signature(Some(&signature))
+///             .signature_settings(Some("key=KS1,algorithm=HMAC_SHA256")),
+///     );
 /// assert!(verified.is_ok());
 /// ```
 pub fn compute_shared_key_signature<K: AsRef<str>, V: AsRef<str>>(

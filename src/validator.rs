@@ -87,8 +87,21 @@ pub enum KeyUsed {
     },
 }
 
-/// A request as it arrived, for [`Validator::verify`].
+/// A request as it arrived, for [`Validator::verify`]. Built with [`Webhook::new`] and the
+/// setters, so a field added later breaks nobody.
+///
+/// ```
+/// use twilio_webhook::Webhook;
+///
+/// let body = b"Body=hi";
+/// let webhook = Webhook::new("https://example.com/sms")
+///     .content_type(Some("application/x-www-form-urlencoded"))
+///     .body(body)
+///     .signature(Some("L/OH5YylLD5NRKLltdqwSvS0BnU="));
+/// assert_eq!(webhook.body, b"Body=hi");
+/// ```
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Webhook<'a> {
     /// The full URL Twilio requested: scheme, host, port, path and query, exactly as sent.
     pub url: &'a str,
@@ -112,6 +125,34 @@ impl<'a> Webhook<'a> {
             signature: None,
             signature_settings: None,
         }
+    }
+
+    /// The `Content-Type` header.
+    #[must_use]
+    pub fn content_type(mut self, content_type: Option<&'a str>) -> Self {
+        self.content_type = content_type;
+        self
+    }
+
+    /// The raw body.
+    #[must_use]
+    pub fn body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The `X-Twilio-Signature` header.
+    #[must_use]
+    pub fn signature(mut self, signature: Option<&'a str>) -> Self {
+        self.signature = signature;
+        self
+    }
+
+    /// The `X-Twilio-Webhooks-Signature-Settings` header.
+    #[must_use]
+    pub fn signature_settings(mut self, settings: Option<&'a str>) -> Self {
+        self.signature_settings = settings;
+        self
     }
 }
 
@@ -284,6 +325,66 @@ impl Validator {
             check_body_sha256(&url, body)?;
         }
         Ok(verified)
+    }
+
+    /// Checks a request from its [`http`] parts, for hyper and any `http` 1.x server: the
+    /// signature, the signature settings (shared keys) and the content type are read from its
+    /// headers (each at most once: [`ValidationError::RepeatedHeader`] otherwise). `url` is the
+    /// URL Twilio requested: your public base URL and the request's path and query, as
+    /// received.
+    ///
+    /// ```
+    /// use twilio_webhook::{Validator, compute_signature};
+    ///
+    /// let url = "https://hooks.example.com/sms";
+    /// let request = http::Request::post("/sms")
+    ///     .header("content-type", "application/x-www-form-urlencoded")
+    ///     .header("x-twilio-signature", compute_signature("token", url, &[("Body", "hi")]))
+    ///     .body(b"Body=hi".to_vec())
+    ///     .unwrap();
+    /// let (parts, body) = request.into_parts();
+    /// assert!(Validator::new("token").verify_request(url, &parts, &body).is_ok());
+    /// ```
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn verify_request(
+        &self,
+        url: &str,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<Verified, ValidationError> {
+        self.verify_headers(url, &parts.headers, body)
+    }
+
+    /// [`verify_request`](Self::verify_request) from the headers alone.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn verify_headers(
+        &self,
+        url: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Verified, ValidationError> {
+        use crate::twilio_headers::{SIGNATURE, SIGNATURE_SETTINGS, single};
+        self.verify(
+            &Webhook::new(url)
+                .body(body)
+                .content_type(single(
+                    headers,
+                    &http::header::CONTENT_TYPE,
+                    ValidationError::UnsignedBody,
+                )?)
+                .signature(single(
+                    headers,
+                    &SIGNATURE,
+                    ValidationError::MalformedSignature,
+                )?)
+                .signature_settings(single(
+                    headers,
+                    &SIGNATURE_SETTINGS,
+                    ValidationError::MalformedSignatureSettings,
+                )?),
+        )
     }
 
     /// Decodes the signature header and picks the algorithm and keys it calls for.

@@ -286,12 +286,12 @@ fn a_body_sha256_url_checks_the_body_even_with_a_form_content_type() {
 fn signature_settings_header_edge_cases() {
     let v = Validator::new(TOKEN).add_shared_key("k1", "shared-secret");
     let sig = signature_for(URL, &[("a", "1")]);
-    let with = |settings: &'static str| Webhook {
-        url: URL,
-        content_type: FORM,
-        body: b"a=1",
-        signature: Some(sig.as_str()),
-        signature_settings: Some(settings),
+    let with = |settings: &'static str| {
+        Webhook::new(URL)
+            .content_type(FORM)
+            .body(b"a=1")
+            .signature(Some(sig.as_str()))
+            .signature_settings(Some(settings))
     };
     // No algorithm, or SHA-1 named: the auth token path.
     assert!(v.verify(&with("key=k1")).is_ok());
@@ -389,6 +389,7 @@ fn every_error_says_something_and_no_error_text_holds_a_secret() {
         ValidationError::MalformedBody(MalformedBody::TooManyParameters { limit: 10 }),
         ValidationError::BodySha256NeedsRawBody,
         ValidationError::AmbiguousAccount,
+        ValidationError::RepeatedHeader,
         ValidationError::InvalidUrl(InvalidUrl::MissingScheme),
         ValidationError::InvalidUrl(InvalidUrl::EmptyHost),
         ValidationError::InvalidUrl(InvalidUrl::MalformedAuthority),

@@ -31,12 +31,12 @@ fn a_rotated_token_is_accepted_during_the_overlap_and_refused_after_removal() {
     let by_old = compute_signature(OLD, URL, &params);
     let by_new = compute_signature(NEW, URL, &params);
     let form = form_body(&params);
-    let webhook = |signature| twilio_webhook::Webhook {
-        url: URL,
-        content_type: FORM,
-        body: form.as_bytes(),
-        signature: Some(signature),
-        signature_settings: None,
+    let webhook = |signature| {
+        twilio_webhook::Webhook::new(URL)
+            .content_type(FORM)
+            .body(form.as_bytes())
+            .signature(Some(signature))
+            .signature_settings(None)
     };
 
     let overlap = Validator::new(OLD).add_auth_token(NEW);
@@ -407,13 +407,11 @@ fn shared_keys_rotate_by_id() {
     let case = shared_key_cases().remove(0);
     let settings = case.signature_settings_header.clone().unwrap();
     let form = case.form_body.clone().unwrap();
-    let webhook = twilio_webhook::Webhook {
-        url: &case.url,
-        content_type: FORM,
-        body: form.as_bytes(),
-        signature: case.header_signature.as_deref(),
-        signature_settings: Some(&settings),
-    };
+    let webhook = twilio_webhook::Webhook::new(&case.url)
+        .content_type(FORM)
+        .body(form.as_bytes())
+        .signature(case.header_signature.as_deref())
+        .signature_settings(Some(&settings));
     let both = Validator::new(NEW)
         .add_shared_key("next-key", "next secret")
         .add_shared_key(key_id(&settings), &case.auth_token);

@@ -139,9 +139,21 @@ async fn every_kind_of_bad_header_is_refused() {
         .headers_mut()
         .append("x-twilio-signature", good.parse().unwrap());
     let (response, _) = call(layer(), request).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // Said as what it is, not as "not a Base64-encoded HMAC".
     assert_eq!(
         response.extensions().get::<ValidationError>(),
-        Some(&ValidationError::MalformedSignature)
+        Some(&ValidationError::RepeatedHeader)
+    );
+    // Two Content-Type headers too.
+    let mut request = signed_form("https://hooks.example.com/sms", "/sms", PARAMS);
+    request
+        .headers_mut()
+        .append("content-type", "text/plain".parse().unwrap());
+    let (response, _) = call(layer(), request).await;
+    assert_eq!(
+        response.extensions().get::<ValidationError>(),
+        Some(&ValidationError::RepeatedHeader)
     );
 }
 

@@ -62,13 +62,11 @@ fn every_conformance_case_through_validate_body_and_verify() {
     for c in &cases {
         let sharedkey = c.tagged("sharedkey");
         let body = c.body();
-        let webhook = Webhook {
-            url: &c.url,
-            content_type: c.content_type.as_deref(),
-            body,
-            signature: c.header_signature.as_deref(),
-            signature_settings: c.signature_settings_header.as_deref(),
-        };
+        let webhook = Webhook::new(&c.url)
+            .content_type(c.content_type.as_deref())
+            .body(body)
+            .signature(c.header_signature.as_deref())
+            .signature_settings(c.signature_settings_header.as_deref());
         let validator = if sharedkey {
             let id = c.shared_key_id().unwrap();
             Validator::new("not-the-shared-key").add_shared_key(id, &c.auth_token)
@@ -146,13 +144,13 @@ fn every_conformance_form_case_through_validate() {
 
         // Our string-to-sign matches the case's wherever the case signed the URL as received.
         let as_received = Validator::new(&c.auth_token)
-            .verify(&Webhook {
-                url: &c.url,
-                content_type: c.content_type.as_deref(),
-                body: c.body(),
-                signature: c.header_signature.as_deref(),
-                signature_settings: None,
-            })
+            .verify(
+                &Webhook::new(&c.url)
+                    .content_type(c.content_type.as_deref())
+                    .body(c.body())
+                    .signature(c.header_signature.as_deref())
+                    .signature_settings(None),
+            )
             .is_ok_and(|verified| verified.url_variant == UrlVariant::AsReceived);
         if as_received && let Some(expected) = c.signed_string.as_deref() {
             assert_eq!(signed_string(&c.url, &params), expected, "{}", c.name);

@@ -293,13 +293,13 @@ fn explain(key: &Key, captured: &Captured) -> ExitCode {
     let payload = &captured.payload;
     let settings = captured.settings.clone().or_else(|| key.settings());
     // The verdict is the library's own.
-    let verdict = key.validator().verify(&Webhook {
-        url: &captured.url,
-        content_type: payload.content_type.as_deref(),
-        body: &payload.body,
-        signature: Some(&captured.signature),
-        signature_settings: settings.as_deref(),
-    });
+    let verdict = key.validator().verify(
+        &Webhook::new(&captured.url)
+            .content_type(payload.content_type.as_deref())
+            .body(&payload.body)
+            .signature(Some(&captured.signature))
+            .signature_settings(settings.as_deref()),
+    );
 
     println!("key: {}", key.describe());
     println!("URL received: {}", captured.url);

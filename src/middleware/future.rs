@@ -21,7 +21,7 @@ use super::layer::{Keys, Shared};
 use super::rejection_log::Event;
 use super::replay_guard::HeldClaim;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
-use super::service::{X_TWILIO_SIGNATURE, check, header_str, key_request};
+use super::service::{check, header_str, key_request};
 use crate::http_auth::Unauthorized;
 use crate::replay::{Claim, ClaimKey, ClaimOwner, ReplayCheck, StoreError, StoreFuture};
 use crate::{Unverified, ValidationError, Verified};
@@ -214,7 +214,7 @@ where
         Ok(verified) => match &shared.replay {
             Some(guard) => {
                 // Verified, so the header is there, once, and canonical.
-                let signature = header_str(&parts.headers, &X_TWILIO_SIGNATURE, ())
+                let signature = header_str(&parts.headers, &crate::twilio_headers::SIGNATURE, ())
                     .ok()
                     .flatten()
                     .unwrap_or_default();

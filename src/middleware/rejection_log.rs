@@ -174,7 +174,7 @@ fn slot(rejection: &Rejection) -> usize {
     match rejection {
         Rejection::Invalid(error) => match error {
             E::MissingSignature => 0,
-            E::MalformedSignature | E::MalformedSignatureSettings => 1,
+            E::MalformedSignature | E::MalformedSignatureSettings | E::RepeatedHeader => 1,
             E::SignatureMismatch => 2,
             E::BodyHashMismatch | E::UnsignedBody | E::BodySha256NeedsRawBody => 3,
             E::MalformedBody(_) => 4,

@@ -20,7 +20,7 @@ use super::rejection_log::Event;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
 use crate::form::param_values;
 use crate::http_auth::{AuthError, Authenticated, HttpAuth, Unauthorized};
-use crate::{ValidationError, Validator, Verified, Webhook};
+use crate::{ValidationError, Validator, Verified};
 
 /// Refuses requests without a valid `X-Twilio-Signature`, then calls the inner service with
 /// the same request, its body buffered (`Full<Bytes>`).
@@ -140,25 +140,10 @@ pub(crate) fn check<R>(
     let mut buf = super::request_url::UrlBuf::new();
     let url = shared.url.write_url(parts, &mut buf);
     let verdict = url.map_err(ValidationError::InvalidUrl).and_then(|url| {
-        let verdict = validator.unwrap_or(&UNKNOWN_ACCOUNT).verify(&Webhook {
-            url,
-            content_type: header_str(
-                &parts.headers,
-                &header::CONTENT_TYPE,
-                ValidationError::UnsignedBody,
-            )?,
-            body,
-            signature: header_str(
-                &parts.headers,
-                &X_TWILIO_SIGNATURE,
-                ValidationError::MalformedSignature,
-            )?,
-            signature_settings: header_str(
-                &parts.headers,
-                &X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS,
-                ValidationError::MalformedSignatureSettings,
-            )?,
-        });
+        let verdict =
+            validator
+                .unwrap_or(&UNKNOWN_ACCOUNT)
+                .verify_headers(url, &parts.headers, body);
         // The verdict of the stand-in key is never used: it was computed for its time.
         match validator {
             Some(_) => verdict,
@@ -181,10 +166,6 @@ pub(crate) fn check<R>(
     }
     verdict
 }
-
-pub(crate) static X_TWILIO_SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
-static X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS: HeaderName =
-    HeaderName::from_static("x-twilio-webhooks-signature-settings");
 
 /// A header that appears at most once, as text. A repeated or non-text header is `malformed`:
 /// which copy was meant cannot be known.
