@@ -257,10 +257,10 @@ impl<'a> SortedParams<'a> {
     }
 
     /// Already-decoded pairs, in any order.
-    pub(crate) fn fill_from_pairs<K: AsRef<str>, V: AsRef<str>>(&mut self, pairs: &'a [(K, V)]) {
-        self.params.extend(pairs.iter().map(|(name, value)| Param {
-            name: Field::decoded(name.as_ref()),
-            value: Field::decoded(value.as_ref()),
+    pub(crate) fn fill_from_pairs<P: FormParams + ?Sized>(&mut self, pairs: &'a P) {
+        self.params.extend(pairs.pairs().map(|(name, value)| Param {
+            name: Field::decoded(name),
+            value: Field::decoded(value),
         }));
         // Decoded fields have no escapes, so cannot be invalid; were it otherwise, the
         // parameters would be left out and the signature would fail: closed.
@@ -436,6 +436,56 @@ pub(crate) fn param_values<'b>(
         let value: Vec<u8> = value_field.bytes(&invalid).collect();
         Some(String::from_utf8(value).ok().filter(|_| !invalid.get()))
     })
+}
+
+/// Decoded form parameters, in any order: what [`compute_signature`](crate::compute_signature),
+/// [`signed_string`](crate::signed_string) and [`Validator::validate`](crate::Validator::validate)
+/// take. Implemented for slices and `Vec`s of `(name, value)` pairs of any string types, and for
+/// arrays of `(&str, &str)`, so that `&[]` (a GET or JSON webhook: no parameters) needs no
+/// type annotation:
+///
+/// ```
+/// use twilio_webhook::compute_signature;
+///
+/// let get = compute_signature("token", "https://example.com/status?CallSid=CA1", &[]);
+/// let form = compute_signature("token", "https://example.com/sms", &[("Body", "hi")]);
+/// let owned = vec![("Body".to_string(), "hi".to_string())];
+/// assert_eq!(form, compute_signature("token", "https://example.com/sms", &owned));
+/// # assert_ne!(get, form);
+/// ```
+pub trait FormParams {
+    /// The pairs, as names and values.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+    /// How many pairs.
+    fn count(&self) -> usize;
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FormParams for [(K, V)] {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FormParams for Vec<(K, V)> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.as_slice().pairs()
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Arrays of `(&str, &str)` only: one array impl is what lets `&[]` infer its type.
+impl<const N: usize> FormParams for [(&str, &str); N] {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().copied()
+    }
+    fn count(&self) -> usize {
+        N
+    }
 }
 
 /// The decoded parameters of an `application/x-www-form-urlencoded` body, in wire order,

@@ -96,7 +96,7 @@ mod url;
 mod validator;
 
 pub use error::{InvalidUrl, MalformedBody, ValidationError};
-pub use form::{form_body, form_params};
+pub use form::{FormParams, form_body, form_params};
 pub use signature::{compute_shared_key_signature, compute_signature, signed_string};
 pub use url::{UrlVariant, url_variants};
 pub use validator::{

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
-use crate::form::{SortedParams, with_buffer};
+use crate::form::{FormParams, SortedParams, with_buffer};
 
 pub(crate) type HmacSha1 = Hmac<Sha1>;
 pub(crate) type HmacSha256 = Hmac<sha2::Sha256>;
@@ -30,10 +30,10 @@ pub(crate) type HmacSha256 = Hmac<sha2::Sha256>;
 /// let signature = compute_signature("12345", "https://example.com/myapp.php?foo=1&bar=2", &params);
 /// assert_eq!(signature, "L/OH5YylLD5NRKLltdqwSvS0BnU=");
 /// ```
-pub fn compute_signature<K: AsRef<str>, V: AsRef<str>>(
+pub fn compute_signature<P: FormParams + ?Sized>(
     auth_token: impl AsRef<str>,
     url: &str,
-    params: &[(K, V)],
+    params: &P,
 ) -> String {
     let mut mac = HmacSha1::new_from_slice(auth_token.as_ref().as_bytes())
         .expect("HMAC accepts a key of any length");
@@ -56,7 +56,7 @@ pub fn compute_signature<K: AsRef<str>, V: AsRef<str>>(
 /// use twilio_webhook::{Validator, Webhook, compute_shared_key_signature};
 ///
 /// let url = "https://example.com/sms";
-/// let signature = compute_shared_key_signature("shared secret", url, &[] as &[(&str, &str)]);
+/// let signature = compute_shared_key_signature("shared secret", url, &[]);
 /// let verified = Validator::new("auth token")
 ///     .add_shared_key("KS1", "shared secret")
 ///     .verify(
@@ -66,10 +66,10 @@ pub fn compute_signature<K: AsRef<str>, V: AsRef<str>>(
 ///     );
 /// assert!(verified.is_ok());
 /// ```
-pub fn compute_shared_key_signature<K: AsRef<str>, V: AsRef<str>>(
+pub fn compute_shared_key_signature<P: FormParams + ?Sized>(
     secret: impl AsRef<str>,
     url: &str,
-    params: &[(K, V)],
+    params: &P,
 ) -> String {
     let mut mac = HmacSha256::new_from_slice(secret.as_ref().as_bytes())
         .expect("HMAC accepts a key of any length");
@@ -88,7 +88,7 @@ pub fn compute_shared_key_signature<K: AsRef<str>, V: AsRef<str>>(
 /// let params = [("To", "+1"), ("Body", "hi"), ("To", "+1")];
 /// assert_eq!(signed_string("https://example.com/sms", &params), "https://example.com/smsBodyhiTo+1");
 /// ```
-pub fn signed_string<K: AsRef<str>, V: AsRef<str>>(url: &str, params: &[(K, V)]) -> String {
+pub fn signed_string<P: FormParams + ?Sized>(url: &str, params: &P) -> String {
     let mut sorted = SortedParams::new();
     sorted.fill_from_pairs(params);
     let params = sorted;

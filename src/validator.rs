@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ValidationError;
-use crate::form::{SortedParams, with_buffer};
+use crate::form::{FormParams, SortedParams, with_buffer};
 use crate::signature::{HmacSha1, HmacSha256};
 use crate::url::{SignedUrl, UrlVariant};
 
@@ -247,10 +247,10 @@ impl Validator {
     /// );
     /// assert!(verdict.is_ok());
     /// ```
-    pub fn validate<K: AsRef<str>, V: AsRef<str>>(
+    pub fn validate<P: FormParams + ?Sized>(
         &self,
         url: &str,
-        params: &[(K, V)],
+        params: &P,
         signature: &str,
     ) -> Result<(), ValidationError> {
         let claim = self.claim(Some(signature), None)?;
@@ -258,7 +258,7 @@ impl Validator {
         if url.has_body_sha256() {
             return Err(ValidationError::BodySha256NeedsRawBody);
         }
-        if params.len() > self.max_params {
+        if params.count() > self.max_params {
             return Err(ValidationError::MalformedBody(
                 crate::MalformedBody::TooManyParameters {
                     limit: self.max_params,

@@ -164,7 +164,7 @@ async fn json_and_get_webhooks_pass() {
     let body = br#"{"event":"call.completed","note":"naive cafe"}"#;
     let hash = sha256_hex(body);
     let url = format!("http://{addr}/twilio/events?bodySHA256={hash}");
-    let signature = compute_signature(TOKEN, &url, &[] as &[(&str, &str)]);
+    let signature = compute_signature(TOKEN, &url, &[]);
     let request = Request::post(&url)
         .header("content-type", "application/json")
         .header("x-twilio-signature", &signature)
@@ -183,10 +183,7 @@ async fn json_and_get_webhooks_pass() {
 
     let url = format!("http://{addr}/twilio/voice?CallSid=CA1&From=%2B14155550123");
     let request = Request::get(&url)
-        .header(
-            "x-twilio-signature",
-            compute_signature(TOKEN, &url, &[] as &[(&str, &str)]),
-        )
+        .header("x-twilio-signature", compute_signature(TOKEN, &url, &[]))
         .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(send(request).await.0, StatusCode::OK);

@@ -232,7 +232,7 @@ async fn json_webhooks_are_checked_through_body_sha256() {
     let hash = sha256_hex(body);
     let path = format!("/events?bodySHA256={hash}");
     let url = format!("https://hooks.example.com{path}");
-    let signature = compute_signature(TOKEN, &url, &[] as &[(&str, &str)]);
+    let signature = compute_signature(TOKEN, &url, &[]);
     let request = |body: &'static [u8]| {
         Request::post(path.as_str())
             .header("content-type", "application/json")
@@ -257,10 +257,7 @@ async fn json_webhooks_are_checked_through_body_sha256() {
 async fn get_webhooks_sign_the_url_with_its_query() {
     let url = "https://hooks.example.com/voice?CallSid=CA1&From=%2B1415";
     let request = Request::get("/voice?CallSid=CA1&From=%2B1415")
-        .header(
-            "x-twilio-signature",
-            compute_signature(TOKEN, url, &[] as &[(&str, &str)]),
-        )
+        .header("x-twilio-signature", compute_signature(TOKEN, url, &[]))
         .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(call(layer(), request).await.0.status(), StatusCode::OK);
@@ -268,11 +265,7 @@ async fn get_webhooks_sign_the_url_with_its_query() {
 
 #[tokio::test]
 async fn websocket_upgrades_are_checked_over_wss() {
-    let signature = compute_signature(
-        TOKEN,
-        "wss://hooks.example.com/media",
-        &[] as &[(&str, &str)],
-    );
+    let signature = compute_signature(TOKEN, "wss://hooks.example.com/media", &[]);
     let request = Request::get("/media")
         .header("upgrade", "websocket")
         .header("connection", "upgrade")
@@ -433,13 +426,16 @@ fn configuration_mistakes_fail_when_the_layer_is_built() {
     let layer = TwilioWebhookLayer::new(Validator::new(TOKEN)).unwrap();
     assert_eq!(
         layer.clone().public_url("https://example.com/").err(),
-        Some(ConfigError::PublicUrlTrailingSlash)
+        Some(ConfigError::PublicUrlTrailingSlash {
+            url: "https://example.com/".into()
+        })
     );
     assert_eq!(
         layer.public_url("hooks.example.com").err(),
-        Some(ConfigError::InvalidPublicUrl(
-            twilio_webhook::InvalidUrl::MissingScheme
-        ))
+        Some(ConfigError::InvalidPublicUrl {
+            url: "hooks.example.com".into(),
+            reason: twilio_webhook::InvalidUrl::MissingScheme
+        })
     );
 }
 
@@ -621,11 +617,7 @@ async fn a_body_that_stalls_is_408_after_the_body_timeout() {
 #[tokio::test]
 async fn a_media_streams_handshake_signed_with_a_trailing_slash_passes() {
     // Twilio's docs: WSS handshakes may be signed with '/' appended to the path.
-    let signature = compute_signature(
-        TOKEN,
-        "wss://hooks.example.com/media/",
-        &[] as &[(&str, &str)],
-    );
+    let signature = compute_signature(TOKEN, "wss://hooks.example.com/media/", &[]);
     let request = Request::get("/media")
         .header("upgrade", "websocket")
         .header("connection", "upgrade")
@@ -639,11 +631,7 @@ async fn a_media_streams_handshake_signed_with_a_trailing_slash_passes() {
         twilio_webhook::UrlVariant::TrailingSlash
     );
     // An https request signed with the extra slash is not a WebSocket: refused.
-    let signature = compute_signature(
-        TOKEN,
-        "https://hooks.example.com/sms/",
-        &[] as &[(&str, &str)],
-    );
+    let signature = compute_signature(TOKEN, "https://hooks.example.com/sms/", &[]);
     let request = Request::get("/sms")
         .header("x-twilio-signature", signature.as_str())
         .body(Full::new(Bytes::new()))
@@ -662,7 +650,9 @@ fn a_public_url_with_credentials_is_a_config_error_and_debug_never_shows_them() 
             .clone()
             .public_url("https://twilio:hunter2@hooks.example.com")
             .err(),
-        Some(ConfigError::PublicUrlHasCredentials)
+        Some(ConfigError::PublicUrlHasCredentials {
+            url: "https://***@hooks.example.com".into()
+        })
     );
     // A closure rejection does not stop the layer from being Debug, and nothing secret shows.
     let layer = layer

@@ -115,17 +115,34 @@ pub enum ConfigError {
     /// (an API key secret cannot validate them).
     NoUsableKey,
     /// The public URL is not an absolute `scheme://host` URL.
-    InvalidPublicUrl(InvalidUrl),
+    InvalidPublicUrl {
+        /// The URL given (any `user:password@` shown as `***@`).
+        url: String,
+        /// What is wrong with it.
+        reason: InvalidUrl,
+    },
     /// The public URL carries a query or fragment; it must be a base only.
-    PublicUrlHasQuery,
+    PublicUrlHasQuery {
+        /// The URL given (any `user:password@` shown as `***@`).
+        url: String,
+    },
     /// The public URL ends with `/`, which would double the request path's leading slash.
-    PublicUrlTrailingSlash,
+    PublicUrlTrailingSlash {
+        /// The URL given (any `user:password@` shown as `***@`).
+        url: String,
+    },
     /// The public URL's scheme is neither `https` nor `http`.
-    UnsupportedScheme,
+    UnsupportedScheme {
+        /// The URL given (any `user:password@` shown as `***@`).
+        url: String,
+    },
     /// The public URL carries `user:password@`. Twilio drops credentials from the URL before
     /// signing, so they never belong in the signed URL; HTTP authentication credentials are
     /// configured on their own.
-    PublicUrlHasCredentials,
+    PublicUrlHasCredentials {
+        /// The URL given, its credentials shown as `***@`.
+        url: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -135,22 +152,30 @@ impl fmt::Display for ConfigError {
                 "no auth token configured: use the account's primary auth token (an API key \
                  secret cannot validate webhooks)",
             ),
-            Self::InvalidPublicUrl(reason) => write!(f, "invalid public URL: {reason}"),
-            Self::PublicUrlHasQuery => {
-                f.write_str("the public URL must not have a query or fragment: give the base only")
+            Self::InvalidPublicUrl { url, reason } => {
+                write!(f, "invalid public URL {url:?}: {reason}")
             }
-            Self::PublicUrlTrailingSlash => f.write_str(
-                "the public URL must not end with '/': the request path, which starts with '/', \
-                 is appended as is",
+            Self::PublicUrlHasQuery { url } => write!(
+                f,
+                "the public URL {url:?} must not have a query or fragment: give the base only"
             ),
-            Self::UnsupportedScheme => {
-                f.write_str("the public URL must start with https:// or http://")
+            Self::PublicUrlTrailingSlash { url } => write!(
+                f,
+                "the public URL {url:?} must not end with '/': the request path, which starts \
+                 with '/', is appended as is"
+            ),
+            Self::UnsupportedScheme { url } => {
+                write!(
+                    f,
+                    "the public URL {url:?} must start with https:// or http://"
+                )
             }
-            Self::PublicUrlHasCredentials => f.write_str(
-                "the public URL must not carry user:password@: Twilio drops the credentials \
-                 before signing, so give the base without them (credentials belong in the \
-                 webhook URL configured in Twilio and in the layer's HTTP authentication \
-                 settings)",
+            Self::PublicUrlHasCredentials { url } => write!(
+                f,
+                "the public URL {url:?} must not carry user:password@: Twilio drops the \
+                 credentials before signing, so give the base without them (credentials belong \
+                 in the webhook URL configured in Twilio and in the layer's HTTP authentication \
+                 settings)"
             ),
         }
     }

@@ -57,22 +57,37 @@ pub(crate) struct PublicUrl {
 
 impl PublicUrl {
     pub(crate) fn parse(base: &str) -> Result<Self, ConfigError> {
-        let parsed = SignedUrl::parse(base).map_err(ConfigError::InvalidPublicUrl)?;
+        // What an error may show: never a password.
+        let url = || redact_userinfo(base);
+        let parsed = SignedUrl::parse(base)
+            .map_err(|reason| ConfigError::InvalidPublicUrl { url: url(), reason })?;
         if parsed.has_userinfo() {
-            return Err(ConfigError::PublicUrlHasCredentials);
+            return Err(ConfigError::PublicUrlHasCredentials { url: url() });
         }
         if base.contains(['?', '#']) {
-            return Err(ConfigError::PublicUrlHasQuery);
+            return Err(ConfigError::PublicUrlHasQuery { url: url() });
         }
         if base.ends_with('/') {
-            return Err(ConfigError::PublicUrlTrailingSlash);
+            return Err(ConfigError::PublicUrlTrailingSlash { url: url() });
         }
         let (scheme, rest) = base.split_once("://").expect("parsed above");
-        let websocket_scheme = websocket_scheme(scheme).ok_or(ConfigError::UnsupportedScheme)?;
+        let websocket_scheme = websocket_scheme(scheme)
+            .ok_or_else(|| ConfigError::UnsupportedScheme { url: url() })?;
         Ok(Self {
             base: base.to_owned(),
             websocket_base: format!("{websocket_scheme}://{rest}"),
         })
+    }
+}
+
+/// `base` with anything before an `@` in its authority shown as `***`.
+fn redact_userinfo(base: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => base.to_owned(),
     }
 }
 
@@ -333,20 +348,49 @@ mod tests {
         for (base, error) in [
             (
                 "example.com",
-                ConfigError::InvalidPublicUrl(InvalidUrl::MissingScheme),
+                ConfigError::InvalidPublicUrl {
+                    url: "example.com".into(),
+                    reason: InvalidUrl::MissingScheme,
+                },
             ),
             (
                 "https://",
-                ConfigError::InvalidPublicUrl(InvalidUrl::EmptyHost),
+                ConfigError::InvalidPublicUrl {
+                    url: "https://".into(),
+                    reason: InvalidUrl::EmptyHost,
+                },
             ),
-            ("https://example.com/", ConfigError::PublicUrlTrailingSlash),
+            (
+                "https://example.com/",
+                ConfigError::PublicUrlTrailingSlash {
+                    url: "https://example.com/".into(),
+                },
+            ),
             (
                 "https://example.com/api?x=1",
-                ConfigError::PublicUrlHasQuery,
+                ConfigError::PublicUrlHasQuery {
+                    url: "https://example.com/api?x=1".into(),
+                },
             ),
-            ("ftp://example.com", ConfigError::UnsupportedScheme),
+            (
+                "ftp://example.com",
+                ConfigError::UnsupportedScheme {
+                    url: "ftp://example.com".into(),
+                },
+            ),
         ] {
-            assert_eq!(PublicUrl::parse(base).err(), Some(error), "{base}");
+            assert_eq!(PublicUrl::parse(base).err(), Some(error.clone()), "{base}");
+            // The message names the value that was wrong.
+            assert!(error.to_string().contains(base), "{error}");
+        }
+        // ... never with its password, whatever else is wrong with it.
+        for base in [
+            "user:hunter2@example.com/",
+            "https://user:hunter2@/x",
+            "https://u:hunter2@h/?q",
+        ] {
+            let error = PublicUrl::parse(base).unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
         }
     }
 
@@ -500,7 +544,12 @@ mod tests {
     #[test]
     fn a_public_url_with_credentials_is_refused_and_says_where_they_go() {
         let error = PublicUrl::parse("https://user:secret@hooks.example.com").unwrap_err();
-        assert_eq!(error, ConfigError::PublicUrlHasCredentials);
+        assert_eq!(
+            error,
+            ConfigError::PublicUrlHasCredentials {
+                url: "https://***@hooks.example.com".into()
+            }
+        );
         assert!(!error.to_string().contains("secret"));
         assert!(error.to_string().contains("Twilio"));
     }

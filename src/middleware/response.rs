@@ -112,6 +112,27 @@ impl std::error::Error for Rejection {}
 /// );
 /// # Ok(()) }
 /// ```
+///
+/// The same closure, as written, on an axum router:
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use http::{Response, header};
+/// use twilio_webhook::Validator;
+/// use twilio_webhook::middleware::{Rejection, TwilioWebhookLayer};
+///
+/// # fn main() -> Result<(), twilio_webhook::middleware::ConfigError> {
+/// let twilio = TwilioWebhookLayer::new(Validator::new("auth token"))?.rejection(
+///     |rejection: &Rejection| -> Response<String> {
+///         let mut response = Response::new(format!("<Response><!-- {} --></Response>", rejection.status()));
+///         *response.status_mut() = rejection.status();
+///         response.headers_mut().insert(header::CONTENT_TYPE, "text/xml".parse().unwrap());
+///         response
+///     },
+/// );
+/// let app: Router = Router::new().route("/sms", post(|| async { "<Response/>" }).route_layer(twilio));
+/// # Ok(()) }
+/// ```
 pub trait RejectionResponse: Clone + Send + Sync + 'static {
     /// The body of the responses it builds.
     type Body: Into<Bytes>;

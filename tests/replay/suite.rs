@@ -36,7 +36,7 @@ pub fn webhook(n: usize) -> Webhook {
     ];
     Webhook {
         body: form_body(&params),
-        signature: compute_signature(TOKEN, &format!("{BASE}/sms"), &params),
+        signature: compute_signature(TOKEN, &format!("{BASE}/sms"), &params[..]),
     }
 }
 
