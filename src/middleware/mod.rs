@@ -28,9 +28,15 @@
 //! # fn main() -> Result<(), twilio_webhook::middleware::ConfigError> {
 //! let twilio = TwilioWebhookLayer::new(Validator::new("your primary auth token"))?
 //!     .public_url("https://hooks.example.com")?;
-//! let app: Router = Router::new().route("/twilio/sms", post(sms)).layer(twilio);
+//! // On the route's handlers: a wrong path stays 404, a wrong method 405.
+//! let app: Router = Router::new().route("/twilio/sms", post(sms).route_layer(twilio));
 //! # Ok(()) }
 //! ```
+//!
+//! Where to put it: on the webhook routes' method routers (`post(sms).route_layer(twilio)`),
+//! so axum answers an unknown path `404` and a wrong method `405` before the layer runs. With
+//! `Router::layer`, both come back `403` "no X-Twilio-Signature header", and a misconfigured
+//! webhook URL looks like a signature problem (`Router::route_layer` keeps the 404 only).
 //!
 //! Any tower service that takes `Request<Full<Bytes>>` works the same way:
 //!
@@ -76,7 +82,9 @@
 //!   `X-Forwarded-*` are honoured only after [`TwilioWebhookLayer::trust_forwarded_headers`],
 //!   because any client can send them.
 //!
-//! Inside `axum::Router::nest`, the layer sees the full path (it reads axum's `OriginalUri`).
+//! Inside `axum::Router::nest`, the layer sees the full path: with the `axum` feature (a
+//! default one) it reads axum's `OriginalUri`. Without that feature it cannot, and every
+//! genuine webhook to a nested route is refused: keep `axum` on in axum apps.
 
 mod buffer;
 #[cfg(feature = "axum")]
