@@ -185,3 +185,97 @@ pub fn conformance() -> Vec<Case> {
     let text = std::fs::read_to_string("tests/data/conformance.json").unwrap();
     serde_json::from_str::<Conformance>(&text).unwrap().cases
 }
+
+/// An inbound SMS as Twilio sends it: 20 parameters, an emoji in the body, `+` numbers that
+/// arrive as `%2B`, about 560 bytes of form body.
+pub fn inbound_sms() -> Vec<(String, String)> {
+    inbound_sms_variant(0)
+}
+
+/// The `n`-th of a family of inbound SMS webhooks: values (sids, numbers, text, length) and the
+/// wire order of the parameters vary with `n`, as in real traffic.
+pub fn inbound_sms_variant(n: u64) -> Vec<(String, String)> {
+    let mut state = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5151_5151;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let sid = |prefix: &str, x: u64| format!("{prefix}{x:016x}{:016x}", x.rotate_left(17));
+    let message_sid = sid("SM", next());
+    let from = format!("+1415555{:04}", next() % 10_000);
+    let bodies = [
+        "Hello from Twilio! 👋 Reply STOP to opt out.",
+        "Can we move tomorrow's 10:30 meeting to 11? Thanks!",
+        "ok 👍",
+        "Your code is 482913. It expires in 10 minutes & can't be reused.",
+        "Running 5 min late — traffic on 101 🚗💨 see you soon",
+    ];
+    let body = bodies[(next() % bodies.len() as u64) as usize].to_owned();
+    let mut params: Vec<(String, String)> = [
+        ("ToCountry", "US"),
+        ("ToState", "CA"),
+        ("SmsMessageSid", message_sid.as_str()),
+        ("NumMedia", "0"),
+        ("ToCity", "SAN FRANCISCO"),
+        ("FromZip", "94105"),
+        ("SmsSid", message_sid.as_str()),
+        ("FromState", "CA"),
+        ("SmsStatus", "received"),
+        ("FromCity", "SAN FRANCISCO"),
+        ("Body", body.as_str()),
+        ("FromCountry", "US"),
+        ("To", "+14155550100"),
+        ("MessagingServiceSid", "MG1a3c5e7b9d1f3a5c7e9b1d3f5a7c9e1b"),
+        ("ToZip", "94105"),
+        ("NumSegments", "1"),
+        ("MessageSid", message_sid.as_str()),
+        ("AccountSid", "AC3f9a7c2e5b8d1f4a6c9e2b5d8f1a4c7e"),
+        ("From", from.as_str()),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if n > 0 {
+        // Another wire order (Fisher-Yates).
+        for i in (1..params.len()).rev() {
+            let j = (next() % (i as u64 + 1)) as usize;
+            params.swap(i, j);
+        }
+    }
+    params
+}
+
+/// An MMS with media: about 100 parameters, `MediaUrl0..33` and `MediaContentType0..33`
+/// sharing long name prefixes, URLs full of escapes, about 8.5 KiB of form body.
+pub fn media_webhook() -> Vec<(String, String)> {
+    let mut params = inbound_sms_variant(7);
+    for (name, value) in params.iter_mut() {
+        if name == "NumMedia" {
+            *value = "34".into();
+        }
+    }
+    let types = ["image/jpeg", "image/png", "video/mp4", "audio/amr"];
+    for i in 0..34 {
+        params.push((
+            format!("MediaUrl{i}"),
+            format!(
+                "https://api.twilio.com/2010-04-01/Accounts/AC3f9a7c2e5b8d1f4a6c9e2b5d8f1a4c7e/\
+                 Messages/MM{i:030}/Media/ME{i:030}?Filename=photo {i}.jpg"
+            ),
+        ));
+        params.push((
+            format!("MediaContentType{i}"),
+            types[i % types.len()].to_owned(),
+        ));
+    }
+    for i in 0..12 {
+        params.push((
+            format!("AddOns{i}"),
+            format!("{{\"status\":\"successful\",\"n\":{i}}}"),
+        ));
+    }
+    params
+}
