@@ -70,6 +70,10 @@ fn main() {
         ("media (~100)", vec![case(&media_webhook())]),
         ("sms rotation", rotation),
     ] {
+        // BENCH_ONLY=media: one row, for a profiler.
+        if std::env::var("BENCH_ONLY").is_ok_and(|only| !name.starts_with(only.as_str())) {
+            continue;
+        }
         let validator = Validator::new(TOKEN);
         let signed: Vec<&[u8]> = cases.iter().map(|c| c.signed.as_bytes()).collect();
         let mut benches = [
