@@ -5,7 +5,6 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,23 +43,22 @@ fn skip(why: &str) {
     );
 }
 
-/// The server every test may share: `REDIS_URL`, else one started here for the whole run.
-pub fn shared() -> Option<&'static RedisServer> {
-    static SHARED: OnceLock<Option<RedisServer>> = OnceLock::new();
-    let server = SHARED.get_or_init(|| {
-        if let Ok(url) = std::env::var("REDIS_URL") {
-            return Some(RedisServer {
-                url,
-                port: 0,
-                child: None,
-            });
-        }
-        RedisServer::spawn()
-    });
+/// A server for one test: the one at `REDIS_URL` (tests use their own key prefixes), else one
+/// started for this test and killed when it ends (a server kept in a static would outlive
+/// the test process: statics are never dropped).
+pub fn shared() -> Option<RedisServer> {
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        return Some(RedisServer {
+            url,
+            port: 0,
+            child: None,
+        });
+    }
+    let server = RedisServer::spawn();
     if server.is_none() {
         skip("no REDIS_URL is set and redis-server could not be started");
     }
-    server.as_ref()
+    server
 }
 
 /// A server of this test's own, which it may stop and start.
