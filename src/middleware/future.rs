@@ -18,7 +18,6 @@ use super::BoxError;
 use super::buffer::Buffer;
 use super::key_source::KeyLookup;
 use super::layer::{Keys, Shared};
-use super::rejection_log::Event;
 use super::replay_guard::HeldClaim;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
 use super::service::{check, header_str, key_request};
@@ -274,12 +273,7 @@ where
                             if let Rejection::PayloadTooLarge { limit } = &mut rejection {
                                 *limit = shared.body_limit;
                             }
-                            shared.log.record(Event {
-                                rejection: &rejection,
-                                method: &parts.method,
-                                url: None,
-                                report_only: shared.report_only,
-                            });
+                            shared.log_rejection(&rejection, &parts.method, None);
                             return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
                         }
                     };
@@ -303,12 +297,11 @@ where
                                 continue;
                             }
                             Err(error) => {
-                                shared.log.record(Event {
-                                    rejection: &Rejection::Invalid(error.clone()),
-                                    method: &parts.method,
-                                    url: None,
-                                    report_only: shared.report_only,
-                                });
+                                shared.log_rejection(
+                                    &Rejection::Invalid(error.clone()),
+                                    &parts.method,
+                                    None,
+                                );
                                 (
                                     after_verdict(parts, bytes, inner, Err(error), &shared),
                                     shared,
@@ -340,12 +333,7 @@ where
                                 "the key lookup failed"
                             );
                             let rejection = Rejection::KeyLookupFailed;
-                            shared.log.record(Event {
-                                rejection: &rejection,
-                                method: &parts.method,
-                                url: None,
-                                report_only: shared.report_only,
-                            });
+                            shared.log_rejection(&rejection, &parts.method, None);
                             return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
                         }
                     };

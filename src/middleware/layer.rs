@@ -61,6 +61,21 @@ pub(crate) struct Shared<R> {
 }
 
 impl<R> Shared<R> {
+    /// The rejection's one bounded event, with this layer's `report_only`.
+    pub(crate) fn log_rejection(
+        &self,
+        rejection: &super::Rejection,
+        method: &http::Method,
+        url: Option<&str>,
+    ) {
+        self.log.record(super::rejection_log::Event {
+            rejection,
+            method,
+            url,
+            report_only: self.report_only,
+        });
+    }
+
     /// Twilio's docs: "Be sure to use HTTP authentication in conjunction with SSL."
     fn warn_if_credentials_in_clear(&self) {
         let in_clear = match &self.url {

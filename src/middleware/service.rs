@@ -16,7 +16,6 @@ use super::BoxError;
 use super::buffer::Buffer;
 use super::future::ResponseFuture;
 use super::layer::Shared;
-use super::rejection_log::Event;
 use super::response::{Rejection, RejectionResponse, ResponseBody};
 use crate::form::param_values;
 use crate::http_auth::{AuthError, Authenticated, HttpAuth, Unauthorized};
@@ -77,12 +76,11 @@ where
                     parts.extensions.insert(authenticated);
                 }
                 Err(unauthorized) => {
-                    shared.log.record(Event {
-                        rejection: &Rejection::Unauthorized(unauthorized.reason()),
-                        method: &parts.method,
-                        url: None,
-                        report_only: shared.report_only,
-                    });
+                    shared.log_rejection(
+                        &Rejection::Unauthorized(unauthorized.reason()),
+                        &parts.method,
+                        None,
+                    );
                     return ResponseFuture::unauthorized(&shared, &unauthorized, parts.version);
                 }
             }
@@ -95,12 +93,7 @@ where
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit as u64) {
             let rejection = Rejection::PayloadTooLarge { limit };
-            shared.log.record(Event {
-                rejection: &rejection,
-                method: &parts.method,
-                url: None,
-                report_only: shared.report_only,
-            });
+            shared.log_rejection(&rejection, &parts.method, None);
             return ResponseFuture::rejected_unread(&shared, rejection, parts.version);
         }
 
@@ -157,12 +150,9 @@ pub(crate) fn check<R>(
             key = ?verified.key,
             "verified Twilio webhook"
         ),
-        Err(error) => shared.log.record(Event {
-            rejection: &Rejection::Invalid(error.clone()),
-            method: &parts.method,
-            url: url.ok(),
-            report_only: shared.report_only,
-        }),
+        Err(error) => {
+            shared.log_rejection(&Rejection::Invalid(error.clone()), &parts.method, url.ok())
+        }
     }
     verdict
 }
