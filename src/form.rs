@@ -85,11 +85,28 @@ impl<'a> Field<'a> {
     }
 
     fn cmp(self, other: Self, invalid: &Cell<bool>) -> Ordering {
+        let (a, b) = (self.raw(), other.raw());
         if !self.encoded && !other.encoded {
-            self.raw().cmp(other.raw())
-        } else {
-            self.bytes(invalid).cmp(other.bytes(invalid))
+            return a.cmp(b);
         }
+        // Bytes that are the same as written decode the same (a field without escapes has no
+        // `%` or `+` to decode), so only what follows the common raw prefix is decoded and
+        // compared: values under one name often share a long escaped prefix
+        // (`https%3A%2F%2F...`), and decoding it for every comparison made a name repeated
+        // 1,000 times cost 70 times the HMAC. The prefix is cut back to the start of an
+        // escape it ends inside. (Escapes in the skipped prefix are checked when written.)
+        let mut common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        if common >= 1 && a[common - 1] == b'%' {
+            common -= 1;
+        } else if common >= 2 && a[common - 2] == b'%' {
+            common -= 2;
+        }
+        let rest = |field: Self, raw: &'a [u8]| Decoded {
+            raw: &raw[common..],
+            encoded: field.encoded,
+            invalid,
+        };
+        rest(self, a).cmp(rest(other, b))
     }
 
     /// Writes the decoded bytes at the start of `out` and returns how many. `out` is at least
@@ -294,9 +311,6 @@ impl<'a> SortedParams<'a> {
         body: &'a [u8],
         max_params: usize,
     ) -> Result<(), MalformedBody> {
-        if core::str::from_utf8(body).is_err() {
-            return Err(MalformedBody::InvalidUtf8);
-        }
         // One pass, eight bytes at a time: a mask of the delimiters `&` `=` and a mask of the
         // escapes `%` `+`. Only delimiters cost a branch; escapes only mark their field.
         let mut field_start = 0;
@@ -337,6 +351,11 @@ impl<'a> SortedParams<'a> {
         self.push_pair(body, name, field_start, body.len(), encoded);
         if self.params.len() > max_params {
             return Err(MalformedBody::TooManyParameters { limit: max_params });
+        }
+        // After the scan, which stops at the parameter limit: a flood of tiny pairs is
+        // refused without reading the rest of it even once.
+        if core::str::from_utf8(body).is_err() {
+            return Err(MalformedBody::InvalidUtf8);
         }
         self.sort()
     }

@@ -1,7 +1,5 @@
 //! HTTP authentication through the layer: Twilio's 401 flow, before the body and the signature.
 
-mod support;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use support::form_body;
 use tower::{ServiceBuilder, ServiceExt};
 use twilio_webhook::http_auth::{
     Algorithm, AuthError, Authenticated, Credentials, HttpAuth, basic_authorization,
@@ -18,7 +15,8 @@ use twilio_webhook::http_auth::{
 use twilio_webhook::middleware::{
     Rejection, ReplayGuard, ResponseBody, TwilioWebhookLayer, Unverified,
 };
-use twilio_webhook::{Validator, Verified, compute_signature};
+use twilio_webhook::test_util::WebhookRequest;
+use twilio_webhook::{Validator, Verified};
 
 const TOKEN: &str = "7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60";
 const PARAMS: &[(&str, &str)] = &[("From", "+14155550123"), ("Body", "hi")];
@@ -38,19 +36,18 @@ fn layer(auth: HttpAuth) -> TwilioWebhookLayer {
 
 /// A signed webhook to `/sms?x=1`, with `authorization` if any.
 fn webhook(authorization: Option<&str>, signature_token: &str) -> Request<Full<Bytes>> {
-    let mut builder = Request::post("/sms?x=1")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(
-            "x-twilio-signature",
-            // Twilio signs the URL without the credentials.
-            compute_signature(signature_token, "https://hooks.example.com/sms?x=1", PARAMS),
-        );
+    // Twilio signs the URL without the credentials.
+    let mut request = WebhookRequest::post("https://hooks.example.com/sms?x=1")
+        .param(PARAMS[0].0, PARAMS[0].1)
+        .param(PARAMS[1].0, PARAMS[1].1)
+        .signed_with(signature_token)
+        .build();
     if let Some(authorization) = authorization {
-        builder = builder.header("authorization", authorization);
+        request
+            .headers_mut()
+            .insert("authorization", authorization.parse().unwrap());
     }
-    builder
-        .body(Full::new(Bytes::from(form_body(PARAMS))))
-        .unwrap()
+    request
 }
 
 struct Seen {
