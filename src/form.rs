@@ -454,19 +454,35 @@ pub(crate) fn param_values<'b>(
 ) -> impl Iterator<Item = Option<String>> + 'b {
     body.split(|&b| b == b'&').filter_map(move |pair| {
         // Per pair: a bad escape elsewhere in the body says nothing about this parameter.
+        let (raw_name, raw_value) = split_pair(pair);
+        // The name compared as it decodes, without allocating for the names that differ.
         let invalid = Cell::new(false);
-        let (raw_name, raw_value) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-            None => (pair, &pair[pair.len()..]),
-        };
         let name_field = Field::in_body(raw_name, 0, raw_name.len(), true);
         if !name_field.bytes(&invalid).eq(name.bytes()) || invalid.get() {
             return None;
         }
-        let value_field = Field::in_body(raw_value, 0, raw_value.len(), true);
-        let value: Vec<u8> = value_field.bytes(&invalid).collect();
-        Some(String::from_utf8(value).ok().filter(|_| !invalid.get()))
+        Some(decode_field(raw_value).ok())
     })
+}
+
+/// A pair's name and value as written: split at the first `=`; without one, an empty value.
+fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
+    match pair.iter().position(|&b| b == b'=') {
+        Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+        None => (pair, &pair[pair.len()..]),
+    }
+}
+
+/// One name or value decoded as Twilio signs it (`+` a space, `%XX` a byte), strictly.
+fn decode_field(raw: &[u8]) -> Result<String, MalformedBody> {
+    let invalid = Cell::new(false);
+    let bytes: Vec<u8> = Field::in_body(raw, 0, raw.len(), true)
+        .bytes(&invalid)
+        .collect();
+    if invalid.get() {
+        return Err(MalformedBody::InvalidPercentEncoding);
+    }
+    String::from_utf8(bytes).map_err(|_| MalformedBody::InvalidUtf8)
 }
 
 /// Decoded form parameters, in any order: what [`compute_signature`](crate::compute_signature),
@@ -537,24 +553,11 @@ pub fn form_params(body: &[u8]) -> Result<Vec<(String, String)>, MalformedBody> 
     if core::str::from_utf8(body).is_err() {
         return Err(MalformedBody::InvalidUtf8);
     }
-    let decode = |raw: &[u8]| {
-        let invalid = Cell::new(false);
-        let bytes: Vec<u8> = Field::in_body(raw, 0, raw.len(), true)
-            .bytes(&invalid)
-            .collect();
-        if invalid.get() {
-            return Err(MalformedBody::InvalidPercentEncoding);
-        }
-        String::from_utf8(bytes).map_err(|_| MalformedBody::InvalidUtf8)
-    };
     body.split(|&b| b == b'&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-                None => (pair, &pair[pair.len()..]),
-            };
-            Ok((decode(name)?, decode(value)?))
+            let (name, value) = split_pair(pair);
+            Ok((decode_field(name)?, decode_field(value)?))
         })
         .collect()
 }

@@ -127,8 +127,8 @@ where
         unauthorized: &Unauthorized,
         version: http::Version,
     ) -> Self {
-        let mut response = respond(shared, Rejection::Unauthorized(unauthorized.reason()));
-        close_unread(&mut response, version);
+        let rejection = Rejection::Unauthorized(unauthorized.reason());
+        let mut response = respond_unread(shared, rejection, version);
         for challenge in unauthorized.challenges() {
             if let Ok(value) = http::HeaderValue::from_str(challenge) {
                 response
@@ -136,11 +136,7 @@ where
                     .append(http::header::WWW_AUTHENTICATE, value);
             }
         }
-        Self {
-            state: State::Refused {
-                response: Some(response),
-            },
-        }
+        Self::refused(response)
     }
 
     /// A rejection answered before the body was read.
@@ -149,8 +145,10 @@ where
         rejection: Rejection,
         version: http::Version,
     ) -> Self {
-        let mut response = respond(shared, rejection);
-        close_unread(&mut response, version);
+        Self::refused(respond_unread(shared, rejection, version))
+    }
+
+    fn refused(response: Response<Full<Bytes>>) -> Self {
         Self {
             state: State::Refused {
                 response: Some(response),
@@ -175,16 +173,23 @@ fn respond<R: RejectionResponse>(
     response
 }
 
-/// The request's body was left unread, so its connection cannot carry another request: say so
-/// (HTTP/1.x), or a client that re-sends on it (curl answering a 401 challenge) gets an empty
-/// reply. HTTP/2 streams end on their own and forbid the header.
-fn close_unread(response: &mut Response<Full<Bytes>>, version: http::Version) {
+/// The rejection response for a request whose body was left unread. Its connection cannot
+/// carry another request: the response says so (HTTP/1.x), or a client that re-sends on it
+/// (curl answering a 401 challenge) gets an empty reply. HTTP/2 streams end on their own and
+/// forbid the header.
+fn respond_unread<R: RejectionResponse>(
+    shared: &Shared<R>,
+    rejection: Rejection,
+    version: http::Version,
+) -> Response<Full<Bytes>> {
+    let mut response = respond(shared, rejection);
     if version < http::Version::HTTP_2 {
         response.headers_mut().insert(
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),
         );
     }
+    response
 }
 
 /// A response the layer built, in the layer's response body.

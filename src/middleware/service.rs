@@ -159,17 +159,12 @@ pub(crate) fn check<R>(
 
 /// A header that appears at most once, as text. A repeated or non-text header is `malformed`:
 /// which copy was meant cannot be known.
-pub(crate) fn header_str<'p, E>(
+pub(crate) fn header_str<'p, E: Clone>(
     headers: &'p http::HeaderMap,
     name: &HeaderName,
     malformed: E,
 ) -> Result<Option<&'p str>, E> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => value.to_str().map(Some).map_err(|_| malformed),
-        (Some(_), Some(_)) => Err(malformed),
-    }
+    crate::twilio_headers::at_most_once(headers, name, malformed.clone(), malformed)
 }
 
 /// What a key source may look at. `AccountSid` comes from the form body and the query

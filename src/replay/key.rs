@@ -52,17 +52,13 @@ impl ClaimKey {
         Self(key)
     }
 
-    /// The key as 32 lowercase hex digits.
-    pub fn to_hex(&self) -> String {
-        self.to_string()
-    }
-
     /// A key from raw bytes, for stores' own tests.
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(bytes)
     }
 }
 
+/// 32 lowercase hex digits.
 impl fmt::Display for ClaimKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
@@ -153,8 +149,8 @@ mod tests {
         ] {
             assert_ne!(a, ClaimKey::for_request(&v, sig), "{v:?}");
         }
-        assert_eq!(a.to_hex().len(), 32);
-        assert!(!a.to_hex().contains("L/OH5"));
+        assert_eq!(a.to_string().len(), 32);
+        assert!(!a.to_string().contains("L/OH5"));
     }
 
     #[test]
