@@ -101,4 +101,5 @@ pub use signature::{compute_shared_key_signature, compute_signature, signed_stri
 pub use url::{UrlVariant, url_variants};
 pub use validator::{
     DEFAULT_MAX_PARAMS, KeyUsed, Unverified, Validator, Verified, Webhook, body_sha256,
+    url_with_body_sha256,
 };

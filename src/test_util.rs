@@ -27,8 +27,8 @@ use http_body_util::Full;
 use crate::http_auth::{Credentials, basic_authorization, digest_authorization};
 use crate::middleware::Unverified;
 use crate::{
-    KeyUsed, UrlVariant, ValidationError, Verified, body_sha256, compute_shared_key_signature,
-    compute_signature, form_body,
+    KeyUsed, UrlVariant, ValidationError, Verified, compute_shared_key_signature,
+    compute_signature, form_body, url_with_body_sha256,
 };
 
 /// A webhook request as Twilio would send it, signed. Build one with [`post`](Self::post),
@@ -209,17 +209,15 @@ impl WebhookRequest {
         self
     }
 
-    /// The URL Twilio signs: the given one, with `bodySHA256` appended for JSON.
+    /// The URL Twilio signs: the given one without any `#fragment`, with `bodySHA256` added to
+    /// its query for JSON.
     pub fn signed_url(&self) -> String {
-        let Some(body) = &self.json else {
-            return self.url.clone();
-        };
-        let hash = body_sha256(body);
-        let separator = match self.url.split('#').next().unwrap_or("").contains('?') {
-            true => '&',
-            false => '?',
-        };
-        format!("{}{separator}bodySHA256={hash}", self.url)
+        // A fragment (`#rc=...`) is never sent, and Twilio strips it before signing.
+        let url = self.url.split('#').next().unwrap_or_default();
+        match &self.json {
+            Some(body) => url_with_body_sha256(url, body),
+            None => url.to_owned(),
+        }
     }
 
     /// The `X-Twilio-Signature` value.

@@ -568,6 +568,32 @@ pub fn body_sha256(body: &[u8]) -> String {
     String::from_utf8(sha256_hex(body).to_vec()).expect("hex digits")
 }
 
+/// The URL Twilio signs for a non-form (JSON) body: `url` with `bodySHA256=<hash of body>`
+/// added to its query, before any `#fragment` (a parameter after `#` is in no query).
+///
+/// ```
+/// use twilio_webhook::url_with_body_sha256;
+///
+/// let url = url_with_body_sha256("https://example.com/events?a=1#frag", b"");
+/// assert_eq!(
+///     url,
+///     "https://example.com/events?a=1&bodySHA256=\
+///      e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855#frag"
+/// );
+/// ```
+pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
+    let (before_fragment, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
+    let separator = if before_fragment.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!(
+        "{before_fragment}{separator}bodySHA256={}{fragment}",
+        body_sha256(body)
+    )
+}
+
 /// The lowercase hex SHA-256 of `body`, on the stack.
 pub(crate) fn sha256_hex(body: &[u8]) -> [u8; 64] {
     let digest = Sha256::digest(body);

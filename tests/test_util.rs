@@ -71,6 +71,13 @@ async fn every_shape_passes_signed_and_fails_with_one_byte_changed() {
         // JSON: bodySHA256 appended and signed.
         WebhookRequest::json(&format!("{BASE}/events"), r#"{"status":"delivered","n":1}"#)
             .signed_with(TOKEN),
+        // JSON to a URL with a query and connection overrides in its fragment: bodySHA256 goes
+        // into the query, the fragment is neither sent nor signed.
+        WebhookRequest::json(
+            &format!("{BASE}/events?route=a#rc=2&rt=5000"),
+            r#"{"status":"sent","n":1}"#,
+        )
+        .signed_with(TOKEN),
         // A webhook shared key (HMAC-SHA256).
         WebhookRequest::post(&format!("{BASE}/sms"))
             .param("Body", "shared key 1")

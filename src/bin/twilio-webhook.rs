@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use subtle::ConstantTimeEq;
 use twilio_webhook::{
     UrlVariant, ValidationError, Validator, Webhook, body_sha256, compute_shared_key_signature,
-    compute_signature, form_body, form_params, url_variants,
+    compute_signature, form_body, form_params, url_variants, url_with_body_sha256,
 };
 
 /// Sign Twilio webhooks, and explain why a signature does not match.
@@ -232,13 +232,7 @@ fn sign(request: &Request) -> Result<ExitCode, Usage> {
         .ok_or_else(|| Usage("give --url: the full URL Twilio requests".into()))?;
     url_variants(&url).map_err(|e| Usage(format!("--url {url:?}: {e}")))?;
     if payload.is_hashed() {
-        let hash = body_sha256(&payload.body);
-        let separator = if url.split('#').next().unwrap_or("").contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        url = format!("{url}{separator}bodySHA256={hash}");
+        url = url_with_body_sha256(&url, &payload.body);
         eprintln!("signed URL (send the request to it): {url}");
     }
     println!("{}", key.sign(&url, payload.signed_params()));
