@@ -164,7 +164,7 @@ impl fmt::Display for MalformedBody {
             Self::InvalidUtf8 => f.write_str("it is not valid UTF-8 after percent-decoding"),
             Self::TooManyParameters { limit } => write!(
                 f,
-                "it has more than {limit} parameters (raise Validator::max_params if a genuine \
+                "too many parameters: more than {limit} (raise Validator::max_params if a genuine \
                  webhook carries that many)"
             ),
         }

@@ -550,11 +550,35 @@ impl<const N: usize> FormParams for [(&str, &str); N] {
 /// ]);
 /// ```
 pub fn form_params(body: &[u8]) -> Result<Vec<(String, String)>, MalformedBody> {
+    form_params_with_limit(body, usize::MAX)
+}
+
+/// [`form_params`], refusing a body of more than `max_params` pairs as the validator does
+/// ([`Validator::max_params`](crate::Validator::max_params)): the count is taken before anything
+/// is decoded or the body's UTF-8 read, so a flood of tiny pairs costs one scan, not a
+/// `String` per pair.
+///
+/// ```
+/// use twilio_webhook::{MalformedBody, form_params_with_limit};
+///
+/// assert_eq!(form_params_with_limit(b"a=1&b=2", 2).unwrap().len(), 2);
+/// assert_eq!(
+///     form_params_with_limit(b"a=1&b=2&c=3", 2),
+///     Err(MalformedBody::TooManyParameters { limit: 2 })
+/// );
+/// ```
+pub fn form_params_with_limit(
+    body: &[u8],
+    max_params: usize,
+) -> Result<Vec<(String, String)>, MalformedBody> {
+    let pairs = || body.split(|&b| b == b'&').filter(|pair| !pair.is_empty());
+    if pairs().nth(max_params).is_some() {
+        return Err(MalformedBody::TooManyParameters { limit: max_params });
+    }
     if core::str::from_utf8(body).is_err() {
         return Err(MalformedBody::InvalidUtf8);
     }
-    body.split(|&b| b == b'&')
-        .filter(|pair| !pair.is_empty())
+    pairs()
         .map(|pair| {
             let (name, value) = split_pair(pair);
             Ok((decode_field(name)?, decode_field(value)?))

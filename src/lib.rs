@@ -96,9 +96,9 @@ mod url;
 mod validator;
 
 pub use error::{InvalidUrl, MalformedBody, ValidationError};
-pub use form::{FormParams, form_body, form_params};
+pub use form::{FormParams, form_body, form_params, form_params_with_limit};
 pub use signature::{compute_shared_key_signature, compute_signature, signed_string};
-pub use url::{UrlVariant, url_variants};
+pub use url::{UrlVariant, redact_userinfo, url_variants};
 pub use validator::{
     DEFAULT_MAX_PARAMS, KeyUsed, Unverified, Validator, Verified, Webhook, body_sha256,
     url_with_body_sha256,

@@ -28,7 +28,7 @@ use crate::http_auth::{Credentials, basic_authorization, digest_authorization};
 use crate::middleware::Unverified;
 use crate::{
     KeyUsed, UrlVariant, ValidationError, Verified, compute_shared_key_signature,
-    compute_signature, form_body, url_with_body_sha256,
+    compute_signature, form_body, redact_userinfo, url_with_body_sha256,
 };
 
 /// A webhook request as Twilio would send it, signed. Build one with [`post`](Self::post),
@@ -210,12 +210,21 @@ impl WebhookRequest {
     }
 
     /// The URL Twilio signs: the given one without any `#fragment`, with `bodySHA256` added to
-    /// its query for JSON.
+    /// its query for JSON (or kept, when the URL given already carries the body's hash).
+    ///
+    /// # Panics
+    /// For JSON, if the URL given carries a `bodySHA256` that is not the body's hash, or is not
+    /// an absolute URL: a mistake in the test itself.
     pub fn signed_url(&self) -> String {
         // A fragment (`#rc=...`) is never sent, and Twilio strips it before signing.
         let url = self.url.split('#').next().unwrap_or_default();
         match &self.json {
-            Some(body) => url_with_body_sha256(url, body),
+            Some(body) => url_with_body_sha256(url, body).unwrap_or_else(|error| {
+                panic!(
+                    "WebhookRequest::json({:?}, ..): {error}",
+                    redact_userinfo(url)
+                )
+            }),
             None => url.to_owned(),
         }
     }

@@ -342,6 +342,26 @@ pub fn url_variants(url: &str) -> Result<Vec<(UrlVariant, String)>, InvalidUrl> 
         .collect())
 }
 
+/// `url` as a message or log may show it: anything before an `@` in its authority (HTTP
+/// authentication's `user:password`) replaced by `***`. The rest is unchanged.
+///
+/// ```
+/// use twilio_webhook::redact_userinfo;
+///
+/// assert_eq!(redact_userinfo("https://twilio:s3cret@example.com/sms?a=b@c"),
+///            "https://***@example.com/sms?a=b@c");
+/// assert_eq!(redact_userinfo("https://example.com/sms"), "https://example.com/sms");
+/// ```
+pub fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// What a log may show of `url`: the URL as received with any userinfo replaced by `***`, and
 /// the variants tried, in order.
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
@@ -354,7 +374,7 @@ pub(crate) fn for_log(url: &str) -> (String, Vec<UrlVariant>) {
                 .map(|candidate| candidate.variant)
                 .collect(),
         ),
-        Err(_) => (url.to_owned(), Vec::new()),
+        Err(_) => (redact_userinfo(url), Vec::new()),
     }
 }
 

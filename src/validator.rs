@@ -571,27 +571,39 @@ pub fn body_sha256(body: &[u8]) -> String {
 /// The URL Twilio signs for a non-form (JSON) body: `url` with `bodySHA256=<hash of body>`
 /// added to its query, before any `#fragment` (a parameter after `#` is in no query).
 ///
-/// ```
-/// use twilio_webhook::url_with_body_sha256;
+/// A URL that already carries `bodySHA256`, as the URL Twilio calls does, is returned as it
+/// is when every such value is the body's hash (adding another would sign
+/// `?bodySHA256=H&bodySHA256=H`, which Twilio never does), and refused with
+/// [`ValidationError::BodyHashMismatch`] when one is not. A URL that cannot be the one Twilio
+/// requested is [`ValidationError::InvalidUrl`].
 ///
-/// let url = url_with_body_sha256("https://example.com/events?a=1#frag", b"");
-/// assert_eq!(
-///     url,
-///     "https://example.com/events?a=1&bodySHA256=\
-///      e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855#frag"
-/// );
 /// ```
-pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
+/// use twilio_webhook::{ValidationError, url_with_body_sha256};
+///
+/// let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// let url = url_with_body_sha256("https://example.com/events?a=1#frag", b"").unwrap();
+/// assert_eq!(url, format!("https://example.com/events?a=1&bodySHA256={empty}#frag"));
+/// // Already there: signed as it is.
+/// assert_eq!(url_with_body_sha256(&url, b"").unwrap(), url);
+/// // There, but not this body's hash.
+/// assert_eq!(url_with_body_sha256(&url, b"{}"), Err(ValidationError::BodyHashMismatch));
+/// ```
+pub fn url_with_body_sha256(url: &str, body: &[u8]) -> Result<String, ValidationError> {
+    let parsed = SignedUrl::parse(url).map_err(ValidationError::InvalidUrl)?;
+    if parsed.has_body_sha256() {
+        check_body_sha256(&parsed, body)?;
+        return Ok(url.to_owned());
+    }
     let (before_fragment, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
     let separator = if before_fragment.contains('?') {
         '&'
     } else {
         '?'
     };
-    format!(
+    Ok(format!(
         "{before_fragment}{separator}bodySHA256={}{fragment}",
         body_sha256(body)
-    )
+    ))
 }
 
 /// The lowercase hex SHA-256 of `body`, on the stack.

@@ -320,3 +320,234 @@ fn usage_errors_exit_2_and_say_what_to_do() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("--public-url"));
 }
+
+/// A scratch directory for one test's files, removed when the test ends.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("twilio-webhook-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_url_that_already_carries_the_right_body_sha256_is_signed_as_it_is() {
+    let scratch = Scratch::new("json-hash");
+    let json = br#"{"status":"delivered"}"#;
+    let body = scratch.file("event.json", json);
+    // The URL Twilio calls carries bodySHA256; Twilio's SDKs sign that URL with no parameters.
+    let url = format!(
+        "https://hooks.example.com/events?bodySHA256={}",
+        twilio_webhook::body_sha256(json)
+    );
+    let out = run(&[
+        "sign",
+        "--url",
+        &url,
+        "--body",
+        &body,
+        "--content-type",
+        "application/json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let empty: [(&str, &str); 0] = [];
+    assert_eq!(
+        out.stdout.trim_end(),
+        twilio_webhook::compute_signature(TOKEN, &url, &empty),
+        "signed over the URL as given, not with a second bodySHA256"
+    );
+    assert!(!out.stderr.contains("bodySHA256=") || out.stderr.matches("bodySHA256=").count() == 1);
+
+    // A bodySHA256 that is not this body's hash is an error that says so.
+    let wrong = format!(
+        "https://hooks.example.com/events?bodySHA256={}",
+        "0".repeat(64)
+    );
+    let out = run(&[
+        "sign",
+        "--url",
+        &wrong,
+        "--body",
+        &body,
+        "--content-type",
+        "application/json",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("bodySHA256"), "{}", out.stderr);
+    assert!(out.stderr.contains("not the body's"), "{}", out.stderr);
+}
+
+#[test]
+fn check_refuses_exactly_the_public_urls_the_layer_refuses_with_its_message() {
+    use twilio_webhook::Validator;
+    use twilio_webhook::middleware::TwilioWebhookLayer;
+
+    let scratch = Scratch::new("public-url");
+    let request = scratch.file(
+        "request.http",
+        "POST /sms HTTP/1.1\r\nHost: h\r\nX-Twilio-Signature: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    for base in [
+        "https://hooks.example.com/",
+        "https://twilio:s3cretpassw0rd@hooks.example.com",
+        "https://hooks.example.com?a=1",
+        "https://hooks.example.com#x",
+        "hooks.example.com",
+        "ftp://hooks.example.com",
+        "https://",
+    ] {
+        let layer = TwilioWebhookLayer::new(Validator::new("k")).unwrap();
+        let refused = layer.public_url(base).expect_err(base).to_string();
+        let out = run(&["check", "--request", &request, "--public-url", base]);
+        assert_eq!(out.code, 2, "{base}: a usage error: {}", out.stdout);
+        assert!(
+            out.stderr.contains(&refused),
+            "{base}: the layer's message {refused:?}, got {:?}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("s3cretpassw0rd"), "{}", out.stderr);
+    }
+    // What the layer accepts, check accepts (the verdict is then 1: the signature is junk).
+    let out = run(&[
+        "check",
+        "--request",
+        &request,
+        "--public-url",
+        "https://hooks.example.com/api",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+}
+
+#[test]
+fn no_output_ever_shows_a_password_from_a_url() {
+    let scratch = Scratch::new("userinfo");
+    let password = "s3cretpassw0rd";
+    let signed = format!("https://twilio:{password}@hooks.example.com/twilio/sms");
+    let params = [("Body", "hi")];
+    let signature = sign(&signed, &params);
+    let json = scratch.file("event.json", "{}");
+    let runs = [
+        // Valid, as received.
+        check(&signed, &signature, &params),
+        // Invalid: every near miss printed.
+        check(
+            &format!("http://twilio:{password}@hooks.example.com/twilio/sms"),
+            &signature,
+            &params,
+        ),
+        check(
+            &format!("https://twilio:{password}@hooks.example.com:8443/sms?x=1"),
+            &signature,
+            &params,
+        ),
+        // A URL the validator cannot parse, and a JSON signing that prints the signed URL.
+        run(&[
+            "sign",
+            "--url",
+            &format!("https://twilio:{password}@h:port/sms"),
+        ]),
+        run(&[
+            "sign",
+            "--url",
+            &signed,
+            "--body",
+            &json,
+            "--content-type",
+            "application/json",
+        ]),
+    ];
+    for out in &runs {
+        assert!(
+            !out.stdout.contains(password) && !out.stderr.contains(password),
+            "stdout: {}\nstderr: {}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    assert_eq!(runs[0].code, 0, "{}", runs[0].stdout);
+    assert!(
+        runs[0]
+            .stdout
+            .contains("https://***@hooks.example.com/twilio/sms")
+    );
+    assert_eq!(runs[1].code, 1);
+    assert!(
+        runs[1].stdout.contains("terminates TLS"),
+        "{}",
+        runs[1].stdout
+    );
+    assert_eq!(runs[3].code, 2);
+    assert_eq!(runs[4].code, 0, "{}", runs[4].stderr);
+}
+
+#[test]
+fn a_flood_of_pairs_is_refused_at_the_parameter_limit_without_decoding_it() {
+    let scratch = Scratch::new("flood");
+    // 4 MB of `a&`: two million pairs. Decoded whole, this took gigabytes.
+    let body = "a&".repeat(2_000_000);
+    let raw = format!(
+        "POST /sms HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nX-Twilio-Signature: x\r\n\r\n{body}",
+        body.len()
+    );
+    let request = scratch.file("flood.http", raw);
+    let out = run(&["check", "--request", &request, "--public-url", "https://h"]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("too many parameters"), "{}", out.stderr);
+    let body_file = scratch.file("flood.form", &body);
+    let out = run(&[
+        "sign",
+        "--url",
+        "https://h/sms",
+        "--body",
+        &body_file,
+        "--content-type",
+        "application/x-www-form-urlencoded",
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("too many parameters"), "{}", out.stderr);
+}
+
+#[test]
+fn a_capture_shorter_than_its_content_length_is_called_truncated() {
+    let scratch = Scratch::new("truncated");
+    let request = scratch.file(
+        "cut.http",
+        "POST /sms HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 40\r\nX-Twilio-Signature: x\r\n\r\nBody=hi",
+    );
+    let out = run(&["check", "--request", &request, "--public-url", "https://h"]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("truncated"), "{}", out.stderr);
+    assert!(out.stderr.contains("40"), "{}", out.stderr);
+}
+
+#[test]
+fn a_token_that_is_set_but_not_utf8_is_not_called_unset() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let out = Command::new(BIN)
+        .env("TWILIO_AUTH_TOKEN", std::ffi::OsStr::from_bytes(b"abc\xff"))
+        .args(["sign", "--url", "https://h/sms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+    assert!(!stderr.contains("not set"), "{stderr}");
+}

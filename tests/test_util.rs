@@ -153,3 +153,29 @@ fn handlers_can_be_given_verified_and_unverified_without_the_layer() {
         ValidationError::SignatureMismatch
     );
 }
+
+#[tokio::test]
+async fn json_to_a_url_that_already_carries_its_body_sha256_is_signed_as_twilio_signs_it() {
+    let app = app(layer());
+    let body = r#"{"status":"delivered","n":2}"#;
+    let url = format!(
+        "{BASE}/events?bodySHA256={}",
+        twilio_webhook::body_sha256(body.as_bytes())
+    );
+    let request = WebhookRequest::json(&url, body).signed_with(TOKEN);
+    // The URL Twilio calls, unchanged: one bodySHA256, and the signature Twilio computes over it.
+    assert_eq!(request.signed_url(), url);
+    let empty: [(&str, &str); 0] = [];
+    assert_eq!(
+        request.signature(),
+        twilio_webhook::compute_signature(TOKEN, &url, &empty)
+    );
+    round_trip(&app, request).await;
+}
+
+#[test]
+#[should_panic(expected = "does not match the bodySHA256")]
+fn json_to_a_url_with_another_body_sha256_is_a_mistake_in_the_test() {
+    let url = format!("{BASE}/events?bodySHA256={}", "0".repeat(64));
+    let _ = WebhookRequest::json(&url, "{}").signed_with(TOKEN).build();
+}

@@ -2,16 +2,19 @@
 //!
 //! Built on the crate's own code, so it cannot disagree with the library. The auth token comes
 //! only from `TWILIO_AUTH_TOKEN` (an argument would land in shell history) and is never
-//! printed. Exit status: 0 valid (or signed), 1 invalid, 2 usage error.
+//! printed, nor is any password in a URL's `user:password@` (shown as `***@`). Exit status: 0
+//! valid (or signed), 1 invalid, 2 usage error.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use subtle::ConstantTimeEq;
+use twilio_webhook::middleware::TwilioWebhookLayer;
 use twilio_webhook::{
-    UrlVariant, ValidationError, Validator, Webhook, body_sha256, compute_shared_key_signature,
-    compute_signature, form_body, form_params, url_variants, url_with_body_sha256,
+    DEFAULT_MAX_PARAMS, UrlVariant, ValidationError, Validator, Webhook, body_sha256,
+    compute_shared_key_signature, compute_signature, form_body, form_params_with_limit,
+    redact_userinfo, url_variants, url_with_body_sha256,
 };
 
 /// Sign Twilio webhooks, and explain why a signature does not match.
@@ -82,7 +85,7 @@ struct Check {
     raw_request: Option<String>,
     /// With --request: the public base URL configured in Twilio (e.g. https://hooks.example.com),
     /// joined to the request-target as the middleware does.
-    #[arg(long, value_name = "BASE")]
+    #[arg(long, value_name = "BASE", requires = "raw_request")]
     public_url: Option<String>,
 }
 
@@ -112,16 +115,16 @@ enum Key {
 
 impl Key {
     fn from_env(shared_key_id: Option<&str>) -> Result<Self, Usage> {
-        let read = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.is_empty())
-                .ok_or_else(|| {
-                    Usage(format!(
-                        "{name} is not set: export it (the account's primary auth token; API \
-                         key secrets cannot sign webhooks). It is never taken as an argument."
-                    ))
-                })
+        let read = |name: &str| match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok(value),
+            Err(std::env::VarError::NotUnicode(_)) => Err(Usage(format!(
+                "{name} is set but is not valid UTF-8: an auth token is 32 hexadecimal \
+                 characters; export it again, as copied from the Twilio console"
+            ))),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Err(Usage(format!(
+                "{name} is not set: export it (the account's primary auth token; API key \
+                 secrets cannot sign webhooks). It is never taken as an argument."
+            ))),
         };
         Ok(match shared_key_id {
             Some(id) => Self::SharedKey {
@@ -197,10 +200,18 @@ impl Payload {
             payload.content_type = Some("application/x-www-form-urlencoded".into());
             payload.body = form_body(&payload.params).into_bytes();
         } else if payload.is_form() {
-            payload.params = form_params(&payload.body)
-                .map_err(|e| Usage(format!("the form body cannot be decoded: {e}")))?;
+            payload.decode_form()?;
         }
         Ok(payload)
+    }
+
+    /// The form body's parameters, with the validator's parameter limit applied while
+    /// scanning, as the middleware applies it: a capture of a million pairs is refused after
+    /// the limit, not decoded whole.
+    fn decode_form(&mut self) -> Result<(), Usage> {
+        self.params = form_params_with_limit(&self.body, DEFAULT_MAX_PARAMS)
+            .map_err(|e| Usage(format!("the form body cannot be decoded: {e}")))?;
+        Ok(())
     }
 
     fn is_form(&self) -> bool {
@@ -230,10 +241,20 @@ fn sign(request: &Request) -> Result<ExitCode, Usage> {
         .url
         .clone()
         .ok_or_else(|| Usage("give --url: the full URL Twilio requests".into()))?;
-    url_variants(&url).map_err(|e| Usage(format!("--url {url:?}: {e}")))?;
+    url_variants(&url).map_err(|e| Usage(format!("--url {:?}: {e}", redact_userinfo(&url))))?;
     if payload.is_hashed() {
-        url = url_with_body_sha256(&url, &payload.body);
-        eprintln!("signed URL (send the request to it): {url}");
+        // A URL that already carries the body's hash is signed as it is.
+        url = url_with_body_sha256(&url, &payload.body).map_err(|e| {
+            Usage(format!(
+                "--url {:?} carries a bodySHA256 that is not the body's ({}): {e}",
+                redact_userinfo(&url),
+                body_sha256(&payload.body)
+            ))
+        })?;
+        eprintln!(
+            "signed URL (send the request to it): {}",
+            redact_userinfo(&url)
+        );
     }
     println!("{}", key.sign(&url, payload.signed_params()));
     Ok(ExitCode::SUCCESS)
@@ -256,6 +277,11 @@ fn run_check(check: &Check) -> Result<ExitCode, Usage> {
                 .public_url
                 .as_deref()
                 .expect("clap requires --public-url");
+            // Exactly what the layer refuses, with its message.
+            let _layer =
+                TwilioWebhookLayer::new(Validator::new("any key: only the URL is checked"))
+                    .and_then(|layer| layer.public_url(base))
+                    .map_err(|e| Usage(format!("--public-url: {e}")))?;
             read_request(path, base)?
         }
         None => Captured {
@@ -296,7 +322,7 @@ fn explain(key: &Key, captured: &Captured) -> ExitCode {
     );
 
     println!("key: {}", key.describe());
-    println!("URL received: {}", captured.url);
+    println!("URL received: {}", redact_userinfo(&captured.url));
     println!("string to sign: the URL, then{}", shape(payload));
     let candidates = match url_variants(&captured.url) {
         Ok(candidates) => candidates,
@@ -313,7 +339,7 @@ fn explain(key: &Key, captured: &Captured) -> ExitCode {
         println!(
             "  {:<32} {:<52} {}",
             variant.to_string(),
-            url,
+            redact_userinfo(url),
             if hit { "MATCH" } else { "no match" }
         );
         if hit && matched.is_none() {
@@ -430,11 +456,14 @@ fn diagnose(key: &Key, captured: &Captured, candidates: &[(UrlVariant, String)])
             .find(|(_, form)| matches(key, form, params, &captured.signature));
         println!(
             "  {:<60} {}",
-            candidate,
+            redact_userinfo(&candidate),
             if hit.is_some() { "MATCH" } else { "no match" }
         );
         if let Some((_, form)) = hit {
-            println!("\nLikely cause: {cause}.\nTwilio signed: {form}");
+            println!(
+                "\nLikely cause: {cause}.\nTwilio signed: {}",
+                redact_userinfo(form)
+            );
             found = true;
             break;
         }
@@ -526,6 +555,13 @@ fn read_request(path: &str, base: &str) -> Result<Captured, Usage> {
             .trim()
             .parse()
             .map_err(|_| Usage(format!("--request {path}: bad Content-Length")))?;
+        if length > body.len() {
+            return Err(Usage(format!(
+                "--request {path}: the capture is truncated: Content-Length says {length} \
+                 bytes, the file holds {} after the headers; capture the whole request",
+                body.len()
+            )));
+        }
         body.truncate(length);
     }
     let content_type = header("content-type")?;
@@ -535,10 +571,8 @@ fn read_request(path: &str, base: &str) -> Result<Captured, Usage> {
         params: Vec::new(),
     };
     if payload.is_form() {
-        payload.params = form_params(&payload.body)
-            .map_err(|e| Usage(format!("the form body cannot be decoded: {e}")))?;
+        payload.decode_form()?;
     }
-    let base = base.trim_end_matches('/');
     Ok(Captured {
         url: format!("{base}{target}"),
         signature,

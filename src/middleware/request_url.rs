@@ -9,6 +9,7 @@ use http::request::Parts;
 use super::ConfigError;
 use crate::InvalidUrl;
 use crate::url::SignedUrl;
+use crate::url::redact_userinfo;
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -77,17 +78,6 @@ impl PublicUrl {
             base: base.to_owned(),
             websocket_base: format!("{websocket_scheme}://{rest}"),
         })
-    }
-}
-
-/// `base` with anything before an `@` in its authority shown as `***`.
-fn redact_userinfo(base: &str) -> String {
-    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => base.to_owned(),
     }
 }
 
