@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = std::env::var("TWILIO_AUTH_TOKEN").unwrap_or_else(|_| DEMO_AUTH_TOKEN.into());
     let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| "http://127.0.0.1:3001".into());
     let validator = Validator::new(&token);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
+    let listener = serve::listen("127.0.0.1:3001").await?;
     println!("listening on http://127.0.0.1:3001");
     if token == DEMO_AUTH_TOKEN {
         let url = format!("{public_url}/sms");

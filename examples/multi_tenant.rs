@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  curl -i {url} -H 'X-Twilio-Signature: {borrowed}' -d 'AccountSid={claimed}'  # 403\n"
     );
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3003").await?;
+    let listener = serve::listen("127.0.0.1:3003").await?;
     // Header-read timeout and connection age bounds: see examples/serve.
     serve::serve(listener, app, None, std::future::pending()).await?;
     Ok(())

@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Bound first, so that `BIND=127.0.0.1:0` (any free port) gives a public URL that works.
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let listener = serve::listen(bind).await?;
     let local = listener.local_addr()?;
     let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| format!("{scheme}://{local}"));
     let http_auth = http_auth()?;

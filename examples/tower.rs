@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(TwilioWebhookLayer::new(Validator::new(DEMO_AUTH_TOKEN))?.public_url(public_url)?)
         .service_fn(handle);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3002").await?;
+    let listener = serve::listen("127.0.0.1:3002").await?;
     let url = format!("{public_url}/status");
     let signature = compute_signature(DEMO_AUTH_TOKEN, &url, &[("CallStatus", "completed")]);
     println!("listening on {public_url}; try:");

@@ -74,8 +74,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// The README's examples, compiled and run as doc tests so they stay true.
-#[cfg(all(doctest, feature = "axum"))]
+/// The README's examples, compiled and run as doc tests so they stay true (they use the
+/// Redis store and `test_util`, so they need every feature: `cargo test --all-features`).
+#[cfg(all(doctest, feature = "axum", feature = "redis", feature = "test-util"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
 

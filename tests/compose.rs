@@ -80,6 +80,7 @@ async fn the_layer_inside_trace_and_compression() {
 
 mod extractors {
     use super::*;
+    use twilio_webhook::http_auth::{Authenticated, Credentials, HttpAuth, basic_authorization};
     use twilio_webhook::{Unverified, Verified};
 
     async fn verified(v: Verified) -> String {
@@ -183,4 +184,106 @@ mod extractors {
         assert_eq!(status(&layer, "POST", "/nope").await, StatusCode::FORBIDDEN);
         assert_eq!(status(&layer, "GET", "/sms").await, StatusCode::FORBIDDEN);
     }
+
+    async fn maybe_verified(v: Option<Verified>) -> String {
+        match v {
+            Some(v) => format!("verified over {}", v.url_variant),
+            None => "let through unverified".into(),
+        }
+    }
+
+    async fn user(who: Authenticated) -> String {
+        who.user().to_owned()
+    }
+
+    async fn maybe_user(who: Option<Authenticated>) -> String {
+        who.map_or("no HTTP authentication".into(), |who| who.user().to_owned())
+    }
+
+    async fn text(response: axum::response::Response) -> (StatusCode, String) {
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn option_verified_is_an_extractor_none_in_report_only_and_500_without_the_layer() {
+        let app = Router::new()
+            .route("/sms", post(maybe_verified))
+            .route_layer(twilio().report_only())
+            .route("/unguarded", post(maybe_verified));
+        let ok = text(app.clone().oneshot(signed()).await.unwrap()).await;
+        assert_eq!(ok, (StatusCode::OK, "verified over as received".into()));
+        let forged = text(app.clone().oneshot(forged()).await.unwrap()).await;
+        assert_eq!(forged, (StatusCode::OK, "let through unverified".into()));
+        let unguarded = Request::post("/unguarded").body(Body::empty()).unwrap();
+        let response = app.oneshot(unguarded).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn authenticated_is_an_extractor_of_the_user_http_authentication_let_in() {
+        let credentials = Credentials::new("twilio", "s3cret").unwrap();
+        let with_auth = twilio().http_auth(HttpAuth::basic([credentials.clone()]).unwrap());
+        let app = Router::new()
+            .route("/sms", post(user))
+            .route_layer(with_auth.clone())
+            .route("/maybe", post(maybe_user).route_layer(with_auth))
+            .route("/no-auth", post(user).route_layer(twilio()))
+            .route("/maybe-no-auth", post(maybe_user).route_layer(twilio()))
+            .route("/unguarded", post(maybe_user));
+        let at = |path: &str, auth: bool| {
+            let (mut parts, body) = signed().into_parts();
+            parts.uri = path.parse().unwrap();
+            // Signed for the path it goes to.
+            let params = [("Body", "hello")];
+            parts.headers.insert(
+                "x-twilio-signature",
+                compute_signature(TOKEN, &format!("https://hooks.example.com{path}"), &params)
+                    .parse()
+                    .unwrap(),
+            );
+            if auth {
+                parts.headers.insert(
+                    "authorization",
+                    basic_authorization(&credentials).parse().unwrap(),
+                );
+            }
+            Request::from_parts(parts, body)
+        };
+        let ok = text(app.clone().oneshot(at("/sms", true)).await.unwrap()).await;
+        assert_eq!(ok, (StatusCode::OK, "twilio".into()));
+        let ok = text(app.clone().oneshot(at("/maybe", true)).await.unwrap()).await;
+        assert_eq!(ok, (StatusCode::OK, "twilio".into()));
+        // Without credentials the layer answers 401 before any handler.
+        let challenged = app.clone().oneshot(at("/sms", false)).await.unwrap();
+        assert_eq!(challenged.status(), StatusCode::UNAUTHORIZED);
+        // A layer without HTTP authentication: Authenticated fails closed, the Option is None.
+        let missing = app.clone().oneshot(at("/no-auth", false)).await.unwrap();
+        assert_eq!(missing.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let none = text(
+            app.clone()
+                .oneshot(at("/maybe-no-auth", false))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(none, (StatusCode::OK, "no HTTP authentication".into()));
+        // No layer at all: 500 for the Option too.
+        let unguarded = app.oneshot(at("/unguarded", true)).await.unwrap();
+        assert_eq!(unguarded.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
+
+#[test]
+fn the_service_gives_its_inner_service_back_as_tower_http_services_do() {
+    use tower::Layer;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Inner(u32);
+
+    let mut service = twilio().layer(Inner(7));
+    assert_eq!(service.get_ref(), &Inner(7));
+    service.get_mut().0 = 8;
+    assert_eq!(service.into_inner(), Inner(8));
 }

@@ -221,3 +221,23 @@ fn a_mutated_digest_password_is_refused_by_the_check_curl_passes() {
         assert_eq!(status, 401, "{user}:{password}");
     }
 }
+
+#[test]
+fn the_example_server_names_the_address_it_cannot_listen_on() {
+    let exe = std::env::current_exe().unwrap();
+    let server = exe.parent().unwrap().parent().unwrap().join("examples").join("server");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = Command::new(server)
+        .env_remove("REDIS_URL")
+        .env("BIND", &address)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set BIND"), "{stderr}");
+}

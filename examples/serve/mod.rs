@@ -35,6 +35,24 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a connection (keep-alive included) is kept open.
 pub const CONNECTION_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// A listener on `address`; an error names the address (and, when it is taken, what to do).
+pub async fn listen(
+    address: impl tokio::net::ToSocketAddrs + std::fmt::Display,
+) -> std::io::Result<TcpListener> {
+    TcpListener::bind(&address).await.map_err(|error| {
+        let hint = if error.kind() == std::io::ErrorKind::AddrInUse {
+            ": another program listens there (another copy of this example?); stop it, or set \
+             BIND to another address, 127.0.0.1:0 for any free port"
+        } else {
+            ""
+        };
+        std::io::Error::new(
+            error.kind(),
+            format!("cannot listen on {address}: {error}{hint}"),
+        )
+    })
+}
+
 /// The HTTP/1 and HTTP/2 connection settings every example uses.
 pub fn builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());

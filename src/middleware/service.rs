@@ -31,6 +31,23 @@ pub struct TwilioWebhook<S, R> {
     pub(crate) shared: Arc<Shared<R>>,
 }
 
+impl<S, R> TwilioWebhook<S, R> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, without the check.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S: Clone, R> Clone for TwilioWebhook<S, R> {
     fn clone(&self) -> Self {
         Self {
