@@ -56,6 +56,11 @@ pub enum ValidationError {
     /// that cannot be decoded): which account the request is for cannot be known, and a
     /// handler reading another copy than the key source did could act for the wrong tenant.
     AmbiguousAccount,
+    /// The request verified with the keys of one account, but its `AccountSid` (form body or
+    /// query) names another: a tenant signing with its own token while claiming another
+    /// tenant's account. Refused, so that a handler never acts for an account whose key did not
+    /// verify the request.
+    AccountMismatch,
     /// The `X-Twilio-Webhooks-Signature-Settings` header names an algorithm this library does
     /// not know.
     UnknownAlgorithm,
@@ -112,6 +117,10 @@ impl fmt::Display for ValidationError {
                 "the X-Twilio-Signature header does not match: check that the URL is exactly the \
                  one configured in Twilio (scheme, host, port, path, query) and that the key is \
                  the account's primary auth token (an API key secret cannot validate webhooks)",
+            ),
+            Self::AccountMismatch => f.write_str(
+                "the request's AccountSid names another account than the one whose key verified \
+                 it",
             ),
             Self::BodyHashMismatch => {
                 f.write_str("the request body does not match the bodySHA256 parameter of the URL")

@@ -447,7 +447,6 @@ impl<'a> SortedParams<'a> {
 /// The decoded value of every parameter called `name` in a form-encoded `body` (or query
 /// string), in order: `None` for one whose value is not valid (a bad escape, not UTF-8). For
 /// choosing a key before the signature is checked: nothing here is trusted until it verifies.
-#[cfg_attr(not(feature = "tower"), allow(dead_code))]
 pub(crate) fn param_values<'b>(
     body: &'b [u8],
     name: &'b str,

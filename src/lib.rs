@@ -101,6 +101,6 @@ pub use form::{FormParams, form_body, form_params, form_params_with_limit};
 pub use signature::{compute_shared_key_signature, compute_signature, signed_string};
 pub use url::{UrlVariant, redact_userinfo, url_variants};
 pub use validator::{
-    DEFAULT_MAX_PARAMS, KeyUsed, Unverified, Validator, Verified, Webhook, body_sha256,
-    url_with_body_sha256,
+    DEFAULT_MAX_PARAMS, KeyIdentity, KeyUsed, Unverified, Validator, Verified, Webhook,
+    body_sha256, url_with_body_sha256,
 };

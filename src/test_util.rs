@@ -329,6 +329,7 @@ pub fn verified() -> Verified {
         url_variant: UrlVariant::AsReceived,
         key: KeyUsed::AuthToken { index: 0 },
         account_sid: None,
+        key_identity: crate::KeyIdentity::of(b"test", b"test_util::verified"),
     }
 }
 

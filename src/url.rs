@@ -204,7 +204,7 @@ impl<'a> SignedUrl<'a> {
 
     /// The query: between the first `?` and the first `#` (SPEC §1.3: a `?` inside the
     /// fragment starts no query).
-    fn query(&self) -> &'a str {
+    pub(crate) fn query(&self) -> &'a str {
         match self.after_path.strip_prefix('?') {
             Some(query) => query.split('#').next().unwrap_or(""),
             None => "",

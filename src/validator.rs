@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ValidationError;
-use crate::form::{FormParams, SortedParams, with_buffer};
+use crate::form::{FormParams, SortedParams, param_values, with_buffer};
 use crate::signature::{HmacSha1, HmacSha256};
 use crate::url::{SignedUrl, UrlVariant};
 
@@ -42,9 +42,54 @@ const SHA256_SIGNATURE_LEN: usize = 44;
 #[derive(Clone)]
 pub struct Validator {
     auth_tokens: Vec<HmacSha1>,
-    shared_keys: Vec<(Arc<str>, HmacSha256)>,
+    /// The identity of each auth token, in the same order (see [`KeyIdentity`]).
+    auth_token_ids: Vec<KeyIdentity>,
+    shared_keys: Vec<(Arc<str>, HmacSha256, KeyIdentity)>,
     max_params: usize,
+    /// The account these keys belong to, when the validator was told.
+    account_sid: Option<Arc<str>>,
 }
+
+/// Which key verified a request, as an identity rather than a position: a SHA-256 of the key
+/// (with a label of its own, so it is no MAC and no other hash of the token), cut to 128 bits.
+/// The same token has the same identity in every validator and every process, so reordering
+/// tokens during a rotation (`[old, new]` or `[new, old]`) changes nothing that is keyed on it
+/// (the replay guard's claims). It says nothing about the key: `Debug` shows no bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyIdentity([u8; 16]);
+
+impl KeyIdentity {
+    pub(crate) fn of(kind: &[u8], secret: &[u8]) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"twilio-webhook key identity v1\0");
+        hash.update(kind);
+        hash.update(b"\0");
+        hash.update(secret);
+        let digest = hash.finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        Self(id)
+    }
+
+    /// The identity's bytes, for the replay guard's claim key.
+    pub(crate) fn bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// 64 bits of the identity: which share of a bounded store a claim counts against.
+    pub(crate) fn tenant(&self) -> u64 {
+        u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"))
+    }
+}
+
+impl fmt::Debug for KeyIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyIdentity(..)")
+    }
+}
+
+/// The parameter that names the account a webhook is for.
+const ACCOUNT_SID: &str = "AccountSid";
 
 /// The default of [`Validator::max_params`]: 1,000 form parameters. Twilio's largest form
 /// webhooks (an MMS with ten media, a Voice call with AddOns) carry well under 200.
@@ -58,10 +103,16 @@ pub struct Verified {
     pub url_variant: UrlVariant,
     /// Which configured key signed the request.
     pub key: KeyUsed,
-    /// The account whose key verified the request, when the key was chosen per account (the
-    /// middleware's key source, by the request's `AccountSid`): the one account a handler may
-    /// act for. `None` from the core, which is given its key.
+    /// The account whose key verified the request, when its validator knows it
+    /// ([`Validator::account_sid`], or an [`AccountMap`] entry): the one account a handler may
+    /// act for. `None` when the key's account was not said. Never the request's own, unverified
+    /// `AccountSid` (a request naming another account is refused with
+    /// [`ValidationError::AccountMismatch`]).
+    ///
+    /// [`AccountMap`]: https://docs.rs/twilio-webhook/latest/twilio_webhook/middleware/struct.AccountMap.html
     pub account_sid: Option<String>,
+    /// The identity of the key that verified (the replay guard keys claims on it).
+    pub key_identity: KeyIdentity,
 }
 
 /// What a request carries instead of [`Verified`] when it failed validation and the
@@ -167,7 +218,7 @@ enum Signed<'p, 'a> {
 /// The algorithm and tag a request claims.
 enum Claim<'k> {
     Sha1([u8; 20]),
-    Sha256(&'k Arc<str>, &'k HmacSha256, [u8; 32]),
+    Sha256(&'k Arc<str>, &'k HmacSha256, KeyIdentity, [u8; 32]),
 }
 
 impl Validator {
@@ -178,10 +229,46 @@ impl Validator {
     pub fn new(auth_token: impl AsRef<str>) -> Self {
         Self {
             auth_tokens: Vec::new(),
+            auth_token_ids: Vec::new(),
             shared_keys: Vec::new(),
             max_params: DEFAULT_MAX_PARAMS,
+            account_sid: None,
         }
         .add_auth_token(auth_token)
+    }
+
+    /// Says which account these keys belong to. A request verified with them is then for
+    /// that account only: one whose `AccountSid` (form body or query) names another is
+    /// refused with [`ValidationError::AccountMismatch`], and [`Verified::account_sid`] is
+    /// `account_sid`. A tenant signing `AccountSid=<another tenant>` with its own token
+    /// cannot make a handler act for the other tenant.
+    ///
+    /// ```
+    /// use twilio_webhook::{ValidationError, Validator, Webhook, compute_signature};
+    ///
+    /// let validator = Validator::new("token of A").account_sid("ACaaaa");
+    /// let url = "https://example.com/sms";
+    /// let form = Some("application/x-www-form-urlencoded");
+    /// let verify = |body: &[u8], params: &[(&str, &str)]| {
+    ///     let signature = compute_signature("token of A", url, params);
+    ///     let webhook = Webhook::new(url).content_type(form).body(body).signature(Some(&signature));
+    ///     validator.verify(&webhook)
+    /// };
+    /// let own = verify(b"AccountSid=ACaaaa&Body=hi", &[("AccountSid", "ACaaaa"), ("Body", "hi")]);
+    /// assert_eq!(own.unwrap().account_sid.as_deref(), Some("ACaaaa"));
+    /// // Signed with A's own token, but naming another account.
+    /// let other = verify(b"AccountSid=ACvictim&Body=hi", &[("AccountSid", "ACvictim"), ("Body", "hi")]);
+    /// assert_eq!(other, Err(ValidationError::AccountMismatch));
+    /// ```
+    #[must_use]
+    pub fn account_sid(mut self, account_sid: impl AsRef<str>) -> Self {
+        self.account_sid = Some(Arc::from(account_sid.as_ref()));
+        self
+    }
+
+    /// The account these keys belong to, if it was said ([`account_sid`](Self::account_sid)).
+    pub fn account(&self) -> Option<&str> {
+        self.account_sid.as_deref()
     }
 
     /// Refuse requests with more than `limit` form parameters (default
@@ -204,6 +291,8 @@ impl Validator {
         if !token.is_empty() {
             self.auth_tokens
                 .push(HmacSha1::new_from_slice(token).expect("HMAC accepts a key of any length"));
+            self.auth_token_ids
+                .push(KeyIdentity::of(b"auth token", token));
         }
         self
     }
@@ -217,6 +306,7 @@ impl Validator {
             self.shared_keys.push((
                 Arc::from(id.as_ref()),
                 HmacSha256::new_from_slice(secret).expect("HMAC accepts a key of any length"),
+                KeyIdentity::of(b"shared key", secret),
             ));
         }
         self
@@ -268,7 +358,12 @@ impl Validator {
         let mut sorted = SortedParams::new();
         sorted.fill_from_pairs(params);
         let signed = Signed::Params(&sorted);
-        self.check(&url, &signed, &claim).map(drop)
+        self.check(&url, &signed, &claim)?;
+        let given = params
+            .pairs()
+            .filter(|(name, _)| *name == ACCOUNT_SID)
+            .map(|(_, value)| Some(value.to_owned()));
+        self.check_account(given.chain(param_values(url.query().as_bytes(), ACCOUNT_SID)))
     }
 
     /// Checks a request from its raw parts: the URL, the `Content-Type` header, the raw body
@@ -318,13 +413,38 @@ impl Validator {
             return Err(ValidationError::UnsignedBody);
         };
         let verified = self.check(&url, &signed, &claim)?;
-        if let Signed::UrlOnly {
-            body_sha256: Some(body),
-        } = signed
-        {
-            check_body_sha256(&url, body)?;
-        }
+        let form_body = match signed {
+            Signed::UrlOnly {
+                body_sha256: Some(body),
+            } => {
+                check_body_sha256(&url, body)?;
+                None
+            }
+            Signed::UrlOnly { body_sha256: None } => None,
+            Signed::Params(_) => Some(webhook.body),
+        };
+        // Only a form body and the query carry parameters: text inside a JSON body is no
+        // `AccountSid`.
+        let body_values = form_body
+            .into_iter()
+            .flat_map(|body| param_values(body, ACCOUNT_SID));
+        self.check_account(body_values.chain(param_values(url.query().as_bytes(), ACCOUNT_SID)))?;
         Ok(verified)
+    }
+
+    /// With an account said ([`account_sid`](Self::account_sid)), refuses a request whose
+    /// `AccountSid` values (`None`: one that does not decode) name anything else.
+    fn check_account(
+        &self,
+        mut values: impl Iterator<Item = Option<String>>,
+    ) -> Result<(), ValidationError> {
+        match &self.account_sid {
+            Some(account) => match values.all(|value| value.as_deref() == Some(&**account)) {
+                true => Ok(()),
+                false => Err(ValidationError::AccountMismatch),
+            },
+            None => Ok(()),
+        }
     }
 
     /// Checks a request from its [`http`] parts, for hyper and any `http` 1.x server: the
@@ -409,13 +529,13 @@ impl Validator {
                 )?))
             }
             Some(key_id) => {
-                let (id, key) = self
+                let (id, key, identity) = self
                     .shared_keys
                     .iter()
-                    .find(|(id, _)| **id == *key_id)
+                    .find(|(id, _, _)| **id == *key_id)
                     .ok_or(ValidationError::UnknownSharedKey)?;
                 let tag = decode_tag::<32>(signature, SHA256_SIGNATURE_LEN)?;
-                Ok(Claim::Sha256(id, key, tag))
+                Ok(Claim::Sha256(id, key, *identity, tag))
             }
         }
     }
@@ -449,16 +569,21 @@ impl Validator {
                     Verified {
                         url_variant,
                         key: KeyUsed::AuthToken { index },
-                        account_sid: None,
+                        account_sid: self.account_sid.as_deref().map(str::to_owned),
+                        key_identity: self.auth_token_ids[index],
                     }
                 })
             }
-            Claim::Sha256(id, key, tag) => first_match(url, text, core::slice::from_ref(*key), tag)
-                .map(|(_, url_variant)| Verified {
-                    url_variant,
-                    key: KeyUsed::SharedKey { id: Arc::clone(id) },
-                    account_sid: None,
-                }),
+            Claim::Sha256(id, key, identity, tag) => {
+                first_match(url, text, core::slice::from_ref(*key), tag).map(|(_, url_variant)| {
+                    Verified {
+                        url_variant,
+                        key: KeyUsed::SharedKey { id: Arc::clone(id) },
+                        account_sid: self.account_sid.as_deref().map(str::to_owned),
+                        key_identity: *identity,
+                    }
+                })
+            }
         }
         .ok_or(ValidationError::SignatureMismatch)
     }
@@ -539,7 +664,7 @@ fn parse_settings(settings: Option<&str>) -> Result<Option<&str>, ValidationErro
     }
 }
 
-fn is_form(content_type: &str) -> bool {
+pub(crate) fn is_form(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
@@ -630,10 +755,11 @@ impl fmt::Debug for Validator {
                 &self
                     .shared_keys
                     .iter()
-                    .map(|(id, _)| id)
+                    .map(|(id, _, _)| id)
                     .collect::<Vec<_>>(),
             )
             .field("max_params", &self.max_params)
+            .field("account_sid", &self.account_sid)
             .finish()
     }
 }

@@ -225,7 +225,13 @@ fn a_mutated_digest_password_is_refused_by_the_check_curl_passes() {
 #[test]
 fn the_example_server_names_the_address_it_cannot_listen_on() {
     let exe = std::env::current_exe().unwrap();
-    let server = exe.parent().unwrap().parent().unwrap().join("examples").join("server");
+    let server = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("server");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let output = Command::new(server)

@@ -521,3 +521,145 @@ async fn an_unknown_account_is_checked_with_a_stand_in_key_and_still_refused() {
     );
     assert_eq!(calls, 0);
 }
+
+// --- Which account verified -----------------------------------------------------------------
+
+/// `/tenants/{name}/...`: each tenant's validator by route, told its account or not.
+struct ByRoute {
+    tag_accounts: bool,
+}
+
+impl KeySource for ByRoute {
+    fn validator(&self, request: KeyRequest) -> KeyLookup {
+        let tag = self.tag_accounts;
+        Box::pin(async move {
+            let tenant = request.uri.path().split('/').nth(2).unwrap_or_default();
+            let (sid, token) = match tenant {
+                "a" => SUB,
+                "v" => SIBLING,
+                _ => return Ok(None),
+            };
+            let validator = Validator::new(token);
+            Ok(Some(Arc::new(if tag {
+                validator.account_sid(sid)
+            } else {
+                validator
+            })))
+        })
+    }
+}
+
+fn routed(path: &str, token: &str, params: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let url = format!("https://hooks.example.com{path}");
+    Request::post(path)
+        .header("content-type", FORM.unwrap())
+        .header("x-twilio-signature", compute_signature(token, &url, params))
+        .body(Full::new(Bytes::from(form_body(params))))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_tenant_signing_another_accounts_sid_with_its_own_token_is_refused() {
+    // Tenant A, on its own route, signs AccountSid=<the victim's> with its own token.
+    let params = [("AccountSid", SIBLING.0), ("Body", "pay the victim's bill")];
+    let request = routed("/tenants/a/sms", SUB.1, &params);
+    let (response, calls, _, _) = call(layer(ByRoute { tag_accounts: true }), request).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.extensions().get::<ValidationError>(),
+        Some(&ValidationError::AccountMismatch)
+    );
+    assert_eq!(calls, 0);
+
+    // Its own account: passes, and the handler is told A's account.
+    let own = [("AccountSid", SUB.0), ("Body", "hi")];
+    let (response, _, verified, _) = call(
+        layer(ByRoute { tag_accounts: true }),
+        routed("/tenants/a/sms", SUB.1, &own),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(verified.unwrap().account_sid.as_deref(), Some(SUB.0));
+}
+
+#[tokio::test]
+async fn a_key_source_that_does_not_say_its_account_reports_none_never_the_requests_claim() {
+    let params = [("AccountSid", SIBLING.0), ("Body", "hi")];
+    let (response, calls, verified, _) = call(
+        layer(ByRoute {
+            tag_accounts: false,
+        }),
+        routed("/tenants/a/sms", SUB.1, &params),
+    )
+    .await;
+    assert_eq!((response.status(), calls), (StatusCode::OK, 1));
+    assert_eq!(
+        verified.unwrap().account_sid,
+        None,
+        "the request's unverified AccountSid is not the account"
+    );
+}
+
+#[tokio::test]
+async fn account_map_entries_know_their_account() {
+    let params = [("AccountSid", SUB.0), ("Body", "hi")];
+    let (response, _, verified, _) = call(layer(accounts()), signed_request(SUB.1, &params)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(verified.unwrap().account_sid.as_deref(), Some(SUB.0));
+    // A query AccountSid that names another account than the body's is refused before any
+    // key is looked up; one validator told its account refuses a query naming another.
+    let static_layer = TwilioWebhookLayer::new(Validator::new(SUB.1).account_sid(SUB.0))
+        .unwrap()
+        .public_url("https://hooks.example.com")
+        .unwrap();
+    let url = format!("{URL}?AccountSid={}", SIBLING.0);
+    let params = [("Body", "hi")];
+    let request = Request::post(format!("/sms?AccountSid={}", SIBLING.0))
+        .header("content-type", FORM.unwrap())
+        .header(
+            "x-twilio-signature",
+            compute_signature(SUB.1, &url, &params),
+        )
+        .body(Full::new(Bytes::from(form_body(&params))))
+        .unwrap();
+    let (response, calls, _, _) = call(static_layer, request).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.extensions().get::<ValidationError>(),
+        Some(&ValidationError::AccountMismatch)
+    );
+    assert_eq!(calls, 0);
+}
+
+#[tokio::test]
+async fn account_sid_is_never_read_from_inside_a_json_body() {
+    // A genuine JSON webhook whose text holds `&AccountSid=...&`: not a parameter.
+    let json = br#"{"Body":"x&AccountSid=AC00000000000000000000000000000003&y","n":1}"#;
+    let hash = sha256_hex(json);
+    let path = format!("/tenants/a/events?bodySHA256={hash}");
+    let url = format!("https://hooks.example.com{path}");
+    let request = || {
+        Request::post(path.as_str())
+            .header("content-type", "application/json")
+            .header("x-twilio-signature", compute_signature(SUB.1, &url, &[]))
+            .body(Full::new(Bytes::from_static(json)))
+            .unwrap()
+    };
+    // The key source is told no AccountSid...
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = {
+        let seen = Arc::clone(&seen);
+        move |request: KeyRequest| {
+            seen.lock().unwrap().push(request.account_sid.clone());
+            async move { Ok(Some(Arc::new(Validator::new(SUB.1).account_sid(SUB.0)))) }
+        }
+    };
+    let (response, calls, verified, _) = call(layer(recorder), request()).await;
+    assert_eq!((response.status(), calls), (StatusCode::OK, 1));
+    assert_eq!(*seen.lock().unwrap(), [None]);
+    // ...and a validator told its account does not see a mismatch in the JSON text.
+    assert_eq!(verified.unwrap().account_sid.as_deref(), Some(SUB.0));
+    // Nor an ambiguity: a second AccountSid in the text and one in the query would be two.
+    let (response, _, _, _) = call(layer(ByRoute { tag_accounts: true }), request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -56,7 +56,6 @@ pin_project! {
         },
         LookingUp {
             lookup: KeyLookup,
-            account_sid: Option<String>,
             parts: Option<Parts>,
             bytes: Bytes,
             inner: Option<S>,
@@ -289,11 +288,9 @@ where
                         }
                         Keys::Source(source) => match key_request(&parts, &bytes) {
                             Ok(request) => {
-                                let account_sid = request.account_sid.clone();
                                 let lookup = source.validator(request);
                                 state.set(State::LookingUp {
                                     lookup,
-                                    account_sid,
                                     parts: Some(parts),
                                     bytes,
                                     inner: Some(inner),
@@ -317,7 +314,6 @@ where
                 }
                 StateProj::LookingUp {
                     lookup,
-                    account_sid,
                     parts,
                     bytes,
                     inner,
@@ -342,13 +338,9 @@ where
                             return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
                         }
                     };
-                    let verdict =
-                        check(&parts, bytes, validator.as_deref(), &shared).map(|verified| {
-                            Verified {
-                                account_sid: account_sid.take(),
-                                ..verified
-                            }
-                        });
+                    // The account is the validator's own (`Validator::account_sid`, which
+                    // `AccountMap` sets), never the request's unverified claim.
+                    let verdict = check(&parts, bytes, validator.as_deref(), &shared);
                     let bytes = core::mem::take(bytes);
                     (after_verdict(parts, bytes, inner, verdict, &shared), shared)
                 }

@@ -43,15 +43,19 @@ pub type KeyLookup = Pin<Box<dyn Future<Output = Result<Option<Arc<Validator>>, 
 /// use twilio_webhook::Validator;
 /// use twilio_webhook::middleware::{KeyLookup, KeyRequest, KeySource};
 ///
-/// /// Keys by route: `/tenants/{id}/...`, tokens from some store.
-/// struct ByRoute(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+/// /// Keys by route: `/tenants/{id}/...`, each tenant's account SID and token from some store.
+/// struct ByRoute(Arc<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>);
 ///
 /// impl KeySource for ByRoute {
 ///     fn validator(&self, request: KeyRequest) -> KeyLookup {
 ///         let store = Arc::clone(&self.0);
 ///         Box::pin(async move {
 ///             let tenant = request.uri.path().split('/').nth(2).unwrap_or_default();
-///             Ok(store(tenant).map(|token| Arc::new(Validator::new(token))))
+///             // Say whose keys they are: a request naming another account is then refused,
+///             // and `Verified::account_sid` is this account.
+///             Ok(store(tenant).map(|(account_sid, token)| {
+///                 Arc::new(Validator::new(token).account_sid(account_sid))
+///             }))
 ///         })
 ///     }
 /// }
@@ -109,11 +113,14 @@ impl AccountMap {
         Self::default()
     }
 
-    /// Adds (or replaces) the validator of `account_sid`.
+    /// Adds (or replaces) the validator of `account_sid`, told that its keys are that
+    /// account's ([`Validator::account_sid`]): a request verified with them is for that
+    /// account only.
     #[must_use]
     pub fn insert(mut self, account_sid: impl Into<String>, validator: Validator) -> Self {
-        self.accounts
-            .insert(account_sid.into(), Arc::new(validator));
+        let account_sid = account_sid.into();
+        let validator = validator.account_sid(&account_sid);
+        self.accounts.insert(account_sid, Arc::new(validator));
         self
     }
 }

@@ -179,7 +179,7 @@ fn slot(rejection: &Rejection) -> usize {
             E::BodyHashMismatch | E::UnsignedBody | E::BodySha256NeedsRawBody => 3,
             E::MalformedBody(_) => 4,
             E::InvalidUrl(_) => 5,
-            E::UnknownAccount | E::AmbiguousAccount | E::NoUsableKey => 6,
+            E::UnknownAccount | E::AmbiguousAccount | E::AccountMismatch | E::NoUsableKey => 6,
             E::UnknownAlgorithm | E::UnknownSharedKey => 7,
         },
         Rejection::PayloadTooLarge { .. } => 8,

@@ -184,17 +184,22 @@ pub(crate) fn header_str<'p, E: Clone>(
     crate::twilio_headers::at_most_once(headers, name, malformed.clone(), malformed)
 }
 
-/// What a key source may look at. `AccountSid` comes from the form body and the query
-/// together: more than one distinct value is refused, so the account whose key verifies the
-/// request is the only one a handler can read.
+/// What a key source may look at. `AccountSid` comes from a form body and the query together
+/// (never from inside a JSON or other body: text there is no parameter): more than one
+/// distinct value is refused, so which account's key is looked up cannot be confused.
 pub(crate) fn key_request(
     parts: &http::request::Parts,
     body: &[u8],
 ) -> Result<super::KeyRequest, ValidationError> {
     let uri = super::request_url::original_uri(parts).clone();
     let query = uri.query().unwrap_or_default().as_bytes();
+    let form = header_str(&parts.headers, &header::CONTENT_TYPE, ())
+        .ok()
+        .flatten()
+        .is_some_and(crate::validator::is_form);
+    let form_body: &[u8] = if form { body } else { &[] };
     let mut account_sid: Option<String> = None;
-    let all = param_values(body, "AccountSid").chain(param_values(query, "AccountSid"));
+    let all = param_values(form_body, "AccountSid").chain(param_values(query, "AccountSid"));
     for value in all {
         let value = value.ok_or(ValidationError::AmbiguousAccount)?;
         match &account_sid {
