@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -11,18 +13,19 @@ use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use pin_project_lite::pin_project;
-use tokio::time::Timeout;
+use tokio::time::Sleep;
+use tokio::time::error::Elapsed;
 use tower_service::Service;
 
 use super::BoxError;
 use super::buffer::Buffer;
 use super::key_source::KeyLookup;
 use super::layer::{Keys, Shared};
-use super::replay_guard::HeldClaim;
+use super::replay_guard::{Bounded, HeldClaim};
 use super::response::{Rejection, RejectionResponse, ResponseBody};
 use super::service::{check, header_str, key_request};
 use crate::http_auth::Unauthorized;
-use crate::replay::{Claim, ClaimKey, ClaimOwner, ReplayCheck, StoreError, StoreFuture};
+use crate::replay::{Claim, ClaimKey, ClaimOwner, ReplayCheck, StoreError};
 use crate::{Unverified, ValidationError, Verified};
 
 pin_project! {
@@ -37,6 +40,24 @@ pin_project! {
         #[pin]
         state: State<S, B, R>,
     }
+}
+
+/// A request whose body is read, on its way to the inner service.
+struct Buffered<S, R> {
+    parts: Parts,
+    bytes: Bytes,
+    inner: S,
+    shared: Arc<Shared<R>>,
+}
+
+/// A verified request and the claim it is trying to take.
+struct Claimant<S, R> {
+    request: Buffered<S, R>,
+    held: HeldClaim,
+    /// When a copy waiting for the one in progress gives up, once it has started waiting.
+    wait_until: Option<Instant>,
+    /// How many times it has asked again.
+    attempts: u32,
 }
 
 pin_project! {
@@ -56,28 +77,33 @@ pin_project! {
         },
         LookingUp {
             lookup: KeyLookup,
-            parts: Option<Parts>,
-            bytes: Bytes,
-            inner: Option<S>,
-            shared: Arc<Shared<R>>,
+            request: Option<Buffered<S, R>>,
         },
         Claiming {
             #[pin]
-            claim: Timeout<StoreFuture<Claim>>,
-            held: Option<HeldClaim>,
-            parts: Option<Parts>,
-            bytes: Bytes,
-            inner: Option<S>,
-            shared: Arc<Shared<R>>,
+            claim: Bounded<Claim>,
+            claimant: Option<Claimant<S, R>>,
+        },
+        Waiting {
+            #[pin]
+            pause: Sleep,
+            claimant: Option<Claimant<S, R>>,
         },
         Calling {
             #[pin]
             future: S::Future,
-            held: Option<HeldClaim>,
+            guarded: Option<Guarded<R>>,
+        },
+        Completing {
+            #[pin]
+            complete: Bounded<bool>,
+            guarded: Option<Guarded<R>>,
+            response: Option<S::Response>,
         },
         Releasing {
             #[pin]
-            release: Timeout<StoreFuture<()>>,
+            release: Bounded<()>,
+            guarded: Option<Guarded<R>>,
             response: Option<S::Response>,
         },
         Refused {
@@ -86,20 +112,24 @@ pin_project! {
     }
 }
 
-/// What to do once the verdict is in. Moved into the state at once, so its size does not
-/// matter.
-#[allow(clippy::large_enum_variant)]
-enum Next<S: Service<Request<Full<Bytes>>>> {
-    Call(S::Future, Option<HeldClaim>),
-    Claim {
-        claim: Timeout<StoreFuture<Claim>>,
-        held: HeldClaim,
-        parts: Parts,
-        bytes: Bytes,
-        inner: S,
-    },
-    Refuse(Rejection),
+/// The claim of a request whose handler runs, and its renewal.
+struct Guarded<R> {
+    held: HeldClaim,
+    shared: Arc<Shared<R>>,
+    /// When the lease is next renewed; `None` for a claim the store did not confirm.
+    renew_at: Option<Pin<Box<Sleep>>>,
+    renewing: Option<Pin<Box<Bounded<bool>>>>,
 }
+
+/// What a state's step leads to: the next state, or the answer.
+enum Step<State, Output> {
+    Next(State),
+    Done(Output),
+}
+
+type Output<S, ResBody> =
+    Result<Response<ResponseBody<ResBody>>, <S as Service<Request<Full<Bytes>>>>::Error>;
+type StepOf<S, B, R, ResBody> = Step<State<S, B, R>, Output<S, ResBody>>;
 
 impl<S, B, R, ResBody> ResponseFuture<S, B, R>
 where
@@ -168,6 +198,13 @@ fn respond<R: RejectionResponse>(
     if let Rejection::Invalid(error) = &rejection {
         response.extensions_mut().insert(error.clone());
     }
+    // Whatever the hook returned: Twilio is to retry, not give up.
+    if let Rejection::InProgress = rejection {
+        response
+            .headers_mut()
+            .entry(http::header::RETRY_AFTER)
+            .or_insert(http::HeaderValue::from_static("1"));
+    }
     response.extensions_mut().insert(rejection);
     response
 }
@@ -196,54 +233,428 @@ fn layer_answer<B>(response: Response<Full<Bytes>>) -> Response<ResponseBody<B>>
     response.map(|body| ResponseBody::Layer { body })
 }
 
-/// The request marked as it is handed on.
-fn request(parts: Parts, bytes: Bytes) -> Request<Full<Bytes>> {
-    Request::from_parts(parts, Full::new(bytes))
+/// The inner service's response, in the layer's response body.
+fn inner_answer<B>(response: Response<B>) -> Response<ResponseBody<B>> {
+    response.map(|body| ResponseBody::Inner { body })
 }
 
-/// Calls the inner service with the request marked, claims it first when the replay guard is
-/// on, or refuses it.
-fn after_verdict<S, R>(
-    mut parts: Parts,
-    bytes: Bytes,
-    mut inner: S,
-    verdict: Result<Verified, ValidationError>,
-    shared: &Shared<R>,
-) -> Next<S>
+/// The first pause of a copy waiting for the one in progress; each next one is twice as long,
+/// up to [`MAX_PAUSE`]. A memory store answers in nanoseconds and a Redis in a fraction of a
+/// millisecond, so asking again costs little, and a short first pause answers quickly the
+/// copy of a handler that was about to finish.
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+impl<S, R> Buffered<S, R>
 where
     S: Service<Request<Full<Bytes>>>,
+    R: RejectionResponse,
 {
-    match verdict {
-        Ok(verified) => match &shared.replay {
-            Some(guard) => {
-                // Verified, so the header is there, once, and canonical.
-                let signature = header_str(&parts.headers, &crate::twilio_headers::SIGNATURE, ())
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                let key = ClaimKey::for_request(&verified, signature);
-                parts.extensions.insert(verified);
-                let owner = ClaimOwner::unique();
-                let claim = guard.store.claim(key, owner, guard.ttl);
-                Next::Claim {
-                    claim: tokio::time::timeout(guard.timeout, claim),
-                    held: HeldClaim::new(guard, key, owner),
-                    parts,
-                    bytes,
-                    inner,
+    fn refuse<B, ResBody>(self, rejection: Rejection) -> StepOf<S, B, R, ResBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        Step::Done(Ok(layer_answer(respond(&self.shared, rejection))))
+    }
+
+    /// The inner service called with the request as it arrived, marked.
+    fn call<B>(mut self, guarded: Option<Guarded<R>>) -> State<S, B, R>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let request = Request::from_parts(self.parts, Full::new(self.bytes));
+        State::Calling {
+            future: self.inner.call(request),
+            guarded,
+        }
+    }
+
+    /// Calls the inner service with the request marked, claims it first when the replay guard
+    /// is on, or refuses it.
+    fn after_verdict<B, ResBody>(
+        mut self,
+        verdict: Result<Verified, ValidationError>,
+    ) -> StepOf<S, B, R, ResBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        match verdict {
+            Ok(verified) => match &self.shared.replay {
+                Some(guard) => {
+                    // Verified, so the header is there, once, and canonical.
+                    let signature =
+                        header_str(&self.parts.headers, &crate::twilio_headers::SIGNATURE, ())
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                    let key = ClaimKey::for_request(&verified, signature);
+                    self.parts.extensions.insert(verified);
+                    let held = HeldClaim::new(guard, key, ClaimOwner::unique());
+                    Step::Next(State::Claiming {
+                        claim: held.claim(),
+                        claimant: Some(Claimant {
+                            request: self,
+                            held,
+                            wait_until: None,
+                            attempts: 0,
+                        }),
+                    })
+                }
+                None => {
+                    self.parts.extensions.insert(verified);
+                    Step::Next(self.call(None))
+                }
+            },
+            // Only verified requests are claimed: an unverified one cannot fill the store.
+            Err(error) if self.shared.report_only => {
+                self.parts.extensions.insert(Unverified(error));
+                Step::Next(self.call(None))
+            }
+            Err(error) => self.refuse(Rejection::Invalid(error)),
+        }
+    }
+}
+
+impl<S, R> Claimant<S, R>
+where
+    S: Service<Request<Full<Bytes>>>,
+    R: RejectionResponse,
+{
+    /// The store answered the claim (or failed to in time).
+    fn claimed<B, ResBody>(mut self, outcome: Result<Claim, StoreError>) -> StepOf<S, B, R, ResBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let shared = Arc::clone(&self.request.shared);
+        let guard = shared.replay.as_ref().expect("claims are made by a guard");
+        match outcome {
+            Ok(Claim::Claimed) => {
+                self.request.parts.extensions.insert(ReplayCheck::Claimed);
+                let guarded = Guarded::new(self.held, shared, true);
+                Step::Next(self.request.call(Some(guarded)))
+            }
+            Ok(Claim::Handled) => {
+                self.held.finish();
+                shared.log.record_duplicate(&self.request.parts);
+                self.request.refuse(Rejection::Duplicate)
+            }
+            Ok(Claim::InProgress) => {
+                // Not "done" before the outcome is known: wait for the first copy.
+                let now = Instant::now();
+                let until = *self.wait_until.get_or_insert(now + guard.wait);
+                if now >= until {
+                    self.held.finish();
+                    shared.log_rejection(&Rejection::InProgress, &self.request.parts.method, None);
+                    return self.request.refuse(Rejection::InProgress);
+                }
+                let pause = FIRST_PAUSE
+                    .saturating_mul(1 << self.attempts.min(16))
+                    .min(MAX_PAUSE)
+                    .min(until - now);
+                self.attempts += 1;
+                Step::Next(State::Waiting {
+                    pause: tokio::time::sleep(pause),
+                    claimant: Some(self),
+                })
+            }
+            Err(error) => {
+                let unchecked = if guard.fail_closed {
+                    guard.unchecked.load(Ordering::Relaxed)
+                } else {
+                    guard.unchecked.fetch_add(1, Ordering::Relaxed) + 1
+                };
+                shared
+                    .log
+                    .record_store_failure(&*error, guard.fail_closed, unchecked);
+                if guard.fail_closed {
+                    // Dropping the claim releases whatever the store may have kept.
+                    drop(self.held);
+                    self.request.refuse(Rejection::ReplayStoreFailed)
+                } else {
+                    // Kept: if the claim did land, it is completed or released like any
+                    // other, by the handler's answer; it is not renewed.
+                    self.request
+                        .parts
+                        .extensions
+                        .insert(ReplayCheck::NotChecked);
+                    let guarded = Guarded::new(self.held, shared, false);
+                    Step::Next(self.request.call(Some(guarded)))
                 }
             }
-            None => {
-                parts.extensions.insert(verified);
-                Next::Call(inner.call(request(parts, bytes)), None)
-            }
-        },
-        // Only verified requests are claimed: an unverified one cannot fill the store.
-        Err(error) if shared.report_only => {
-            parts.extensions.insert(Unverified(error));
-            Next::Call(inner.call(request(parts, bytes)), None)
         }
-        Err(error) => Next::Refuse(Rejection::Invalid(error)),
+    }
+}
+
+impl<R> Guarded<R> {
+    fn new(mut held: HeldClaim, shared: Arc<Shared<R>>, checked: bool) -> Self {
+        held.checked = checked;
+        let renew_at = checked.then(|| Box::pin(tokio::time::sleep(held.renew_every())));
+        Self {
+            held,
+            shared,
+            renew_at,
+            renewing: None,
+        }
+    }
+
+    /// Keeps the lease alive while the handler runs: renews it every third of a lease. Never
+    /// ready; it only registers the wake-ups it needs.
+    fn poll_renewal(&mut self, cx: &mut Context<'_>) {
+        let Some(renew_at) = &mut self.renew_at else {
+            return;
+        };
+        loop {
+            if let Some(renewing) = &mut self.renewing {
+                let Poll::Ready(outcome) = renewing.as_mut().poll(cx) else {
+                    return;
+                };
+                self.renewing = None;
+                match outcome {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => self.shared.log.record_claim_trouble(
+                        "a claim in progress was lost (its lease ran out before it was renewed): a copy may be handled twice",
+                        None,
+                    ),
+                    Ok(Err(error)) => self
+                        .shared
+                        .log
+                        .record_claim_trouble("a lease could not be renewed", Some(&*error)),
+                    Err(elapsed) => self
+                        .shared
+                        .log
+                        .record_claim_trouble("a lease could not be renewed", Some(&elapsed)),
+                }
+            }
+            if renew_at.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            let next = tokio::time::Instant::now() + self.held.renew_every();
+            renew_at.as_mut().reset(next);
+            self.renewing = Some(Box::pin(self.held.renew()));
+        }
+    }
+
+    /// The store's answer to a completion or a release, said when it is not what it should be.
+    fn settled(self, what: &str, outcome: Result<Result<bool, StoreError>, Elapsed>) {
+        let Self { held, shared, .. } = self;
+        let checked = held.checked;
+        held.finish();
+        match outcome {
+            Ok(Ok(true)) => {}
+            // A claim the store never confirmed may well not be there.
+            Ok(Ok(false)) if !checked => {}
+            Ok(Ok(false)) => shared.log.record_claim_trouble(
+                "a handled webhook's claim was lost before it was completed: a re-send may be \
+                 handled again",
+                None,
+            ),
+            Ok(Err(error)) => shared.log.record_claim_trouble(what, Some(&*error)),
+            Err(elapsed) => shared.log.record_claim_trouble(what, Some(&elapsed)),
+        }
+    }
+}
+
+impl<S, B, R, ResBody> ResponseFuture<S, B, R>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    R: RejectionResponse,
+{
+    /// Reading the body, then checking it with the layer's key, or asking the key source.
+    fn read(
+        body: Pin<&mut Buffer<B>>,
+        parts: &mut Option<Parts>,
+        inner: &mut Option<S>,
+        shared: &Arc<Shared<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<StepOf<S, B, R, ResBody>> {
+        let collected = ready!(body.poll(cx));
+        let shared = Arc::clone(shared);
+        let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
+            unreachable!("the Reading state is left as soon as the body is read")
+        };
+        let bytes = match collected {
+            Ok(bytes) => bytes,
+            Err(mut rejection) => {
+                if let Rejection::PayloadTooLarge { limit } = &mut rejection {
+                    *limit = shared.body_limit;
+                }
+                shared.log_rejection(&rejection, &parts.method, None);
+                return Poll::Ready(Step::Done(Ok(layer_answer(respond(&shared, rejection)))));
+            }
+        };
+        let request = Buffered {
+            parts,
+            bytes,
+            inner,
+            shared,
+        };
+        Poll::Ready(match &request.shared.keys {
+            Keys::Static(validator) => {
+                let verdict = check(
+                    &request.parts,
+                    &request.bytes,
+                    Some(validator),
+                    &request.shared,
+                );
+                request.after_verdict(verdict)
+            }
+            Keys::Source(source) => match key_request(&request.parts, &request.bytes) {
+                Ok(key_request) => Step::Next(State::LookingUp {
+                    lookup: source.validator(key_request),
+                    request: Some(request),
+                }),
+                Err(error) => {
+                    request.shared.log_rejection(
+                        &Rejection::Invalid(error.clone()),
+                        &request.parts.method,
+                        None,
+                    );
+                    request.after_verdict(Err(error))
+                }
+            },
+        })
+    }
+
+    /// The key source's answer: the account's validator checks the request.
+    fn look_up(
+        lookup: &mut KeyLookup,
+        request: &mut Option<Buffered<S, R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<StepOf<S, B, R, ResBody>> {
+        let found = ready!(lookup.as_mut().poll(cx));
+        let request = request
+            .take()
+            .expect("the LookingUp state is left as soon as the lookup ends");
+        let validator = match found {
+            Ok(validator) => validator,
+            Err(error) => {
+                // The source's error is ours to show: it holds no request data.
+                tracing::error!(target: "twilio_webhook", %error, "the key lookup failed");
+                let rejection = Rejection::KeyLookupFailed;
+                request
+                    .shared
+                    .log_rejection(&rejection, &request.parts.method, None);
+                return Poll::Ready(request.refuse(rejection));
+            }
+        };
+        // The account is the validator's own (`Validator::account_sid`, which `AccountMap`
+        // sets), never the request's unverified claim.
+        let verdict = check(
+            &request.parts,
+            &request.bytes,
+            validator.as_deref(),
+            &request.shared,
+        );
+        Poll::Ready(request.after_verdict(verdict))
+    }
+
+    /// The store's answer to a claim.
+    fn claim(
+        claim: Pin<&mut Bounded<Claim>>,
+        claimant: &mut Option<Claimant<S, R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<StepOf<S, B, R, ResBody>> {
+        let outcome = ready!(claim.poll(cx));
+        let claimant = claimant
+            .take()
+            .expect("the Claiming state is left as soon as the claim ends");
+        let outcome = outcome.unwrap_or_else(|elapsed| Err(Box::new(elapsed)));
+        Poll::Ready(claimant.claimed(outcome))
+    }
+
+    /// A copy waiting for the one in progress: after the pause, it asks again.
+    fn wait(
+        pause: Pin<&mut Sleep>,
+        claimant: &mut Option<Claimant<S, R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<StepOf<S, B, R, ResBody>> {
+        ready!(pause.poll(cx));
+        let claimant = claimant
+            .take()
+            .expect("the Waiting state is left as soon as the pause ends");
+        Poll::Ready(Step::Next(State::Claiming {
+            claim: claimant.held.claim(),
+            claimant: Some(claimant),
+        }))
+    }
+
+    /// The handler runs (its lease renewed); its answer completes or releases the claim.
+    fn call(
+        future: Pin<&mut S::Future>,
+        guarded: &mut Option<Guarded<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<StepOf<S, B, R, ResBody>> {
+        if let Some(guarded) = guarded {
+            guarded.poll_renewal(cx);
+        }
+        let response = match ready!(future.poll(cx)) {
+            Ok(response) => response,
+            // Dropping the claim releases it: the re-send will be handled.
+            Err(error) => return Poll::Ready(Step::Done(Err(error))),
+        };
+        let Some(mut guarded) = guarded.take() else {
+            return Poll::Ready(Step::Done(Ok(inner_answer(response))));
+        };
+        guarded.renew_at = None;
+        guarded.renewing = None;
+        // Awaited before answering: a copy waiting for this one learns the outcome from the
+        // store, and Twilio's re-send finds the key free (released) or handled (completed).
+        Poll::Ready(Step::Next(if response.status().is_success() {
+            State::Completing {
+                complete: guarded.held.complete(),
+                guarded: Some(guarded),
+                response: Some(response),
+            }
+        } else {
+            State::Releasing {
+                release: guarded.held.release(),
+                guarded: Some(guarded),
+                response: Some(response),
+            }
+        }))
+    }
+
+    /// The handler's answer, once the store has kept its claim as handled.
+    fn complete(
+        complete: Pin<&mut Bounded<bool>>,
+        guarded: &mut Option<Guarded<R>>,
+        response: &mut Option<S::Response>,
+        cx: &mut Context<'_>,
+    ) -> Poll<StepOf<S, B, R, ResBody>> {
+        let outcome = ready!(complete.poll(cx));
+        if let Some(guarded) = guarded.take() {
+            guarded.settled(
+                "a handled webhook's claim could not be completed: a re-send after its lease \
+                 may be handled again",
+                outcome,
+            );
+        }
+        let response = response.take().expect("polled after completion");
+        Poll::Ready(Step::Done(Ok(inner_answer(response))))
+    }
+
+    /// The handler's answer, once the store has released its claim.
+    fn release(
+        release: Pin<&mut Bounded<()>>,
+        guarded: &mut Option<Guarded<R>>,
+        response: &mut Option<S::Response>,
+        cx: &mut Context<'_>,
+    ) -> Poll<StepOf<S, B, R, ResBody>> {
+        let outcome = ready!(release.poll(cx));
+        if let Some(guarded) = guarded.take() {
+            guarded.settled(
+                "a release failed; the claim's lease ends it",
+                outcome.map(|released| released.map(|()| true)),
+            );
+        }
+        let response = response.take().expect("polled after completion");
+        Poll::Ready(Step::Done(Ok(inner_answer(response))))
     }
 }
 
@@ -254,213 +665,43 @@ where
     B::Error: Into<BoxError>,
     R: RejectionResponse,
 {
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+    type Output = Output<S, ResBody>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         loop {
-            let next = match state.as_mut().project() {
+            let step = match state.as_mut().project() {
                 StateProj::Reading {
                     body,
                     parts,
                     inner,
                     shared,
-                } => {
-                    let collected = ready!(body.poll(cx));
-                    let shared = Arc::clone(shared);
-                    let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
-                        unreachable!("the Reading state is left as soon as the body is read")
-                    };
-                    let bytes = match collected {
-                        Ok(bytes) => bytes,
-                        Err(mut rejection) => {
-                            if let Rejection::PayloadTooLarge { limit } = &mut rejection {
-                                *limit = shared.body_limit;
-                            }
-                            shared.log_rejection(&rejection, &parts.method, None);
-                            return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
-                        }
-                    };
-                    match &shared.keys {
-                        Keys::Static(validator) => {
-                            let verdict = check(&parts, &bytes, Some(validator), &shared);
-                            (after_verdict(parts, bytes, inner, verdict, &shared), shared)
-                        }
-                        Keys::Source(source) => match key_request(&parts, &bytes) {
-                            Ok(request) => {
-                                let lookup = source.validator(request);
-                                state.set(State::LookingUp {
-                                    lookup,
-                                    parts: Some(parts),
-                                    bytes,
-                                    inner: Some(inner),
-                                    shared,
-                                });
-                                continue;
-                            }
-                            Err(error) => {
-                                shared.log_rejection(
-                                    &Rejection::Invalid(error.clone()),
-                                    &parts.method,
-                                    None,
-                                );
-                                (
-                                    after_verdict(parts, bytes, inner, Err(error), &shared),
-                                    shared,
-                                )
-                            }
-                        },
-                    }
+                } => ready!(Self::read(body, parts, inner, shared, cx)),
+                StateProj::LookingUp { lookup, request } => {
+                    ready!(Self::look_up(lookup, request, cx))
                 }
-                StateProj::LookingUp {
-                    lookup,
-                    parts,
-                    bytes,
-                    inner,
-                    shared,
-                } => {
-                    let found = ready!(lookup.as_mut().poll(cx));
-                    let shared = Arc::clone(shared);
-                    let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
-                        unreachable!("the LookingUp state is left as soon as the lookup ends")
-                    };
-                    let validator = match found {
-                        Ok(validator) => validator,
-                        Err(error) => {
-                            // The source's error is ours to show: it holds no request data.
-                            tracing::error!(
-                                target: "twilio_webhook",
-                                %error,
-                                "the key lookup failed"
-                            );
-                            let rejection = Rejection::KeyLookupFailed;
-                            shared.log_rejection(&rejection, &parts.method, None);
-                            return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
-                        }
-                    };
-                    // The account is the validator's own (`Validator::account_sid`, which
-                    // `AccountMap` sets), never the request's unverified claim.
-                    let verdict = check(&parts, bytes, validator.as_deref(), &shared);
-                    let bytes = core::mem::take(bytes);
-                    (after_verdict(parts, bytes, inner, verdict, &shared), shared)
-                }
-                StateProj::Claiming {
-                    claim,
-                    held,
-                    parts,
-                    bytes,
-                    inner,
-                    shared,
-                } => {
-                    let outcome = ready!(claim.poll(cx));
-                    let shared = Arc::clone(shared);
-                    let (Some(mut parts), Some(mut inner), Some(held)) =
-                        (parts.take(), inner.take(), held.take())
-                    else {
-                        unreachable!("the Claiming state is left as soon as the claim ends")
-                    };
-                    let outcome: Result<Claim, StoreError> = match outcome {
-                        Ok(outcome) => outcome,
-                        Err(elapsed) => Err(Box::new(elapsed)),
-                    };
-                    match outcome {
-                        Ok(Claim::Claimed) => {
-                            parts.extensions.insert(ReplayCheck::Claimed);
-                            let future = inner.call(request(parts, core::mem::take(bytes)));
-                            (Next::Call(future, Some(held)), shared)
-                        }
-                        Ok(Claim::AlreadyClaimed) => {
-                            held.disarm();
-                            shared.log.record_duplicate(&parts);
-                            (Next::Refuse(Rejection::Duplicate), shared)
-                        }
-                        Err(error) => {
-                            shared
-                                .log
-                                .record_store_failure(&*error, guard_fails_closed(&shared));
-                            if guard_fails_closed(&shared) {
-                                // Dropping the claim releases whatever the store may have kept.
-                                drop(held);
-                                (Next::Refuse(Rejection::ReplayStoreFailed), shared)
-                            } else {
-                                // Kept armed: if the claim did land, it is released or kept
-                                // like any other, by the handler's answer.
-                                parts.extensions.insert(ReplayCheck::NotChecked);
-                                let future = inner.call(request(parts, core::mem::take(bytes)));
-                                (Next::Call(future, Some(held)), shared)
-                            }
-                        }
-                    }
-                }
-                StateProj::Calling { future, held } => {
-                    let response = match ready!(future.poll(cx)) {
-                        Ok(response) => response,
-                        // Dropping the claim releases it: the re-send will be handled.
-                        Err(error) => return Poll::Ready(Err(error)),
-                    };
-                    match held.take() {
-                        Some(held) if response.status().is_success() => held.keep(),
-                        // Released before answering, so Twilio's re-send finds the key free.
-                        Some(held) => {
-                            state.set(State::Releasing {
-                                release: held.release(),
-                                response: Some(response),
-                            });
-                            continue;
-                        }
-                        None => {}
-                    }
-                    return Poll::Ready(Ok(response.map(|body| ResponseBody::Inner { body })));
-                }
-                StateProj::Releasing { release, response } => {
-                    let failure: Option<StoreError> = match ready!(release.poll(cx)) {
-                        Ok(Ok(())) => None,
-                        Ok(Err(error)) => Some(error),
-                        Err(elapsed) => Some(Box::new(elapsed)),
-                    };
-                    if let Some(error) = failure {
-                        tracing::error!(
-                            target: "twilio_webhook",
-                            %error,
-                            "replay guard: a release failed; the claim expires with its TTL"
-                        );
-                    }
-                    let response = response.take().expect("polled after completion");
-                    return Poll::Ready(Ok(response.map(|body| ResponseBody::Inner { body })));
-                }
+                StateProj::Claiming { claim, claimant } => ready!(Self::claim(claim, claimant, cx)),
+                StateProj::Waiting { pause, claimant } => ready!(Self::wait(pause, claimant, cx)),
+                StateProj::Calling { future, guarded } => ready!(Self::call(future, guarded, cx)),
+                StateProj::Completing {
+                    complete,
+                    guarded,
+                    response,
+                } => ready!(Self::complete(complete, guarded, response, cx)),
+                StateProj::Releasing {
+                    release,
+                    guarded,
+                    response,
+                } => ready!(Self::release(release, guarded, response, cx)),
                 StateProj::Refused { response } => {
                     let response = response.take().expect("polled after completion");
-                    return Poll::Ready(Ok(layer_answer(response)));
+                    Step::Done(Ok(layer_answer(response)))
                 }
             };
-            let (next, shared) = next;
-            match next {
-                Next::Call(future, held) => state.set(State::Calling { future, held }),
-                Next::Claim {
-                    claim,
-                    held,
-                    parts,
-                    bytes,
-                    inner,
-                } => state.set(State::Claiming {
-                    claim,
-                    held: Some(held),
-                    parts: Some(parts),
-                    bytes,
-                    inner: Some(inner),
-                    shared,
-                }),
-                Next::Refuse(rejection) => {
-                    return Poll::Ready(Ok(layer_answer(respond(&shared, rejection))));
-                }
+            match step {
+                Step::Next(next) => state.set(next),
+                Step::Done(output) => return Poll::Ready(output),
             }
         }
     }
-}
-
-fn guard_fails_closed<R>(shared: &Shared<R>) -> bool {
-    shared
-        .replay
-        .as_ref()
-        .is_some_and(|guard| guard.fail_closed)
 }

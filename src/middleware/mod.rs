@@ -105,7 +105,7 @@ pub use crate::Unverified;
 pub use future::ResponseFuture;
 pub use key_source::{AccountMap, KeyLookup, KeyRequest, KeySource};
 pub use layer::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, TwilioWebhookLayer};
-pub use replay_guard::{DEFAULT_STORE_TIMEOUT, ReplayGuard};
+pub use replay_guard::{DEFAULT_IN_PROGRESS_WAIT, DEFAULT_STORE_TIMEOUT, ReplayGuard};
 pub use request_url::Scheme;
 pub use response::{DefaultRejection, Rejection, RejectionResponse, ResponseBody};
 pub use service::TwilioWebhook;

@@ -19,7 +19,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) const MAX_FIELD: usize = 160;
 
 /// The reasons counted apart, so a flood of one does not hide another.
-const SLOTS: usize = 14;
+const SLOTS: usize = 15;
 
 /// Rate limits rejection events, per reason.
 #[derive(Debug)]
@@ -135,8 +135,14 @@ impl RejectionLog {
         );
     }
 
-    /// The replay guard's store failed.
-    pub(crate) fn record_store_failure(&self, error: &dyn std::error::Error, fail_closed: bool) {
+    /// The replay guard's store failed; `unchecked` requests have gone on unchecked so far
+    /// (fail-open), this one among them.
+    pub(crate) fn record_store_failure(
+        &self,
+        error: &dyn std::error::Error,
+        fail_closed: bool,
+        unchecked: u64,
+    ) {
         let Some(suppressed) = self.admit(slot(&Rejection::ReplayStoreFailed), Instant::now())
         else {
             return;
@@ -146,13 +152,30 @@ impl RejectionLog {
             target: "twilio_webhook",
             error = %truncate(&error),
             fail_closed,
+            unchecked,
             suppressed,
             "replay guard: the store failed; {}",
             if fail_closed {
                 "answered 503 so Twilio retries"
             } else {
-                "the request goes on, not checked for duplicates"
+                "the request goes on, not checked for duplicates (`unchecked` so far)"
             }
+        );
+    }
+
+    /// A claim the guard holds could not be renewed, completed or released as it should: the
+    /// store lost it or failed. Rate-limited with the store's failures.
+    pub(crate) fn record_claim_trouble(&self, what: &str, error: Option<&dyn std::error::Error>) {
+        let Some(suppressed) = self.admit(slot(&Rejection::ReplayStoreFailed), Instant::now())
+        else {
+            return;
+        };
+        let error = error.map(|error| truncate(&error.to_string()).into_owned());
+        tracing::error!(
+            target: "twilio_webhook",
+            error,
+            suppressed,
+            "replay guard: {what}"
         );
     }
 }
@@ -188,6 +211,7 @@ fn slot(rejection: &Rejection) -> usize {
         Rejection::Duplicate => 11,
         Rejection::Unauthorized(crate::http_auth::AuthError::Missing) => 12,
         Rejection::Unauthorized(_) => 13,
+        Rejection::InProgress => 14,
     }
 }
 

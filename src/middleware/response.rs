@@ -41,10 +41,16 @@ pub enum Rejection {
     /// The [`KeySource`](super::KeySource) failed. 503, so Twilio retries rather than
     /// marking the webhook broken.
     KeyLookupFailed,
-    /// Not an error: the request is a copy of one already handled, or still being handled
-    /// (the replay guard). Answered without calling the inner service; `200` by default, with
-    /// the empty TwiML `<Response/>`, so Twilio stops re-sending.
+    /// Not an error: the request is a copy of one already handled (the replay guard).
+    /// Answered without calling the inner service; `200` by default, with the empty TwiML
+    /// `<Response/>`, so Twilio stops re-sending.
     Duplicate,
+    /// The request is a copy of one still being handled, and the first did not finish within
+    /// the guard's wait ([`ReplayGuard::in_progress_wait`](super::ReplayGuard::in_progress_wait)).
+    /// Never `2xx`: if the first then fails, Twilio must still retry. `503`, and the layer adds
+    /// `Retry-After: 1` to whatever the rejection hook returns, so Twilio retries or uses the
+    /// fallback URL.
+    InProgress,
     /// The replay guard's store failed and the guard is set to fail closed. 503, so Twilio
     /// retries.
     ReplayStoreFailed,
@@ -59,7 +65,9 @@ impl Rejection {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::KeyLookupFailed | Self::ReplayStoreFailed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeyLookupFailed | Self::ReplayStoreFailed | Self::InProgress => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Duplicate => StatusCode::OK,
         }
     }
@@ -79,6 +87,9 @@ impl core::fmt::Display for Rejection {
             }
             Self::KeyLookupFailed => f.write_str("the key for this request could not be looked up"),
             Self::Duplicate => f.write_str("the request is a copy of one already handled"),
+            Self::InProgress => f.write_str(
+                "the request is a copy of one still being handled, which did not finish in time",
+            ),
             Self::ReplayStoreFailed => {
                 f.write_str("the replay guard's store failed, and the guard fails closed")
             }

@@ -3,18 +3,27 @@
 //! Twilio's signature carries no timestamp, so a captured request verifies forever; and
 //! Twilio re-sends a webhook when a connection fails or times out, to whichever replica the
 //! load balancer picks. The guard gives every verified request a [`ClaimKey`], derived from
-//! the MAC that verified it and the key that verified the MAC: nobody can make one without the
-//! key, and Twilio's re-sends of one request all carry the same. Then:
+//! the MAC that verified it and the identity of the key that verified the MAC: nobody can make
+//! one without the key, and Twilio's re-sends of one request all carry the same. Then:
 //!
 //! - before the handler runs, the key is **claimed** atomically in a [`ReplayStore`] (one
-//!   insert-if-absent in memory, `SET key owner NX PX ttl` on Redis): of two concurrent
-//!   copies, exactly one wins;
-//! - a copy whose key is already claimed (handled, or still running) is answered without the
-//!   handler: `200` with the empty TwiML `<Response/>` by default, so Twilio stops re-sending;
-//! - after the handler, a `2xx` keeps the claim for its time to live; anything else (another
-//!   status, an error, a dropped or panicking future) **releases** it, so Twilio's re-send is
-//!   handled: nothing is lost. A release deletes the claim only if it is still this request's
-//!   (compare-and-delete), never one a later copy has taken since.
+//!   insert-if-absent in memory, `SET key owner NX PX lease` on Redis): of two concurrent
+//!   copies, exactly one wins. The claim is *in progress*, under a **lease** the layer renews
+//!   while the handler runs, whatever the TTL: it never expires under a live handler, and
+//!   a crashed instance's claim expires when its lease runs out, so the re-send is handled;
+//! - after the handler, a `2xx` **completes** the claim: it is kept as *handled* for its time
+//!   to live. Anything else (another status, an error, a dropped or panicking future)
+//!   **releases** it, so Twilio's re-send is handled: nothing is lost. A release deletes the
+//!   claim only if it is still this request's (compare-and-delete), never one a later copy
+//!   has taken since;
+//! - a copy whose key is **handled** is answered without the handler: `200` with the empty
+//!   TwiML `<Response/>` by default, so Twilio stops re-sending;
+//! - a copy whose key is **in progress** is not told "done" before the outcome is known (if
+//!   the first then failed, the webhook would be lost): it **waits** for the first, asking the
+//!   store again every few milliseconds, up to a bound well under Twilio's 15 s timeout
+//!   (default 5 s). The first completed: the copy is a duplicate. The first released: the copy
+//!   claims the key and runs the handler itself. The wait ran out: `503` with `Retry-After`,
+//!   so Twilio retries or uses the fallback URL, never silence.
 //!
 //! Only verified requests are claimed: forged ones never touch the store. The
 //! `I-Twilio-Idempotency-Token` header is not signed, so it is only logged, never the key;
@@ -49,47 +58,71 @@ pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 
 /// The answer to a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Claim {
-    /// The key was free and is now this request's: handle it.
+    /// The key was free and is now this request's, in progress: handle it.
     Claimed,
-    /// Another copy holds the key (handled already, or still running): do not handle it.
-    AlreadyClaimed,
+    /// Another copy holds the key and is still running: its outcome is not known yet.
+    InProgress,
+    /// Another copy was handled (a `2xx`): this one is a duplicate.
+    Handled,
 }
 
 /// Where claims live. Small, async and fallible, so that a store on the network fits.
 ///
-/// Both operations must be atomic with respect to every other caller, in every process that
-/// shares the store: no check-then-set.
+/// Every operation must be atomic with respect to every other caller, in every process that
+/// shares the store: no check-then-set. A claim is *in progress* (under a lease that its owner
+/// renews) until its owner completes it (*handled*, kept for a TTL) or releases it.
 pub trait ReplayStore: Send + Sync + 'static {
-    /// Takes `key` for `owner` for `ttl`, unless someone holds it (insert-if-absent).
-    fn claim(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<Claim>;
+    /// Takes `key` for `owner`, in progress, for `lease`, unless someone holds it
+    /// (insert-if-absent). An in-progress claim whose lease ran out, or a handled one whose TTL
+    /// did, is free.
+    ///
+    /// A store that cannot keep the claim (a bounded store full of claims it must not drop)
+    /// returns an error: the guard's fail-open or fail-closed policy then applies, and the
+    /// error event says why. It never claims and then silently forgets.
+    fn claim(&self, key: ClaimKey, owner: ClaimOwner, lease: Duration) -> StoreFuture<Claim>;
 
-    /// Deletes `key` if, and only if, `owner` still holds it (compare-and-delete).
+    /// Extends `owner`'s in-progress claim of `key` to `lease` from now. `Ok(false)` when the
+    /// claim is no longer `owner`'s.
+    fn renew(&self, key: ClaimKey, owner: ClaimOwner, lease: Duration) -> StoreFuture<bool>;
+
+    /// Marks `owner`'s in-progress claim of `key` handled, kept for `ttl` from now. `Ok(false)`
+    /// when the claim is no longer `owner`'s.
+    fn complete(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<bool>;
+
+    /// Deletes `key` if, and only if, `owner` still holds it in progress
+    /// (compare-and-delete).
     ///
     /// May be called from `Drop` (a request whose client went away): the work should start
     /// when it is called, or the future must be driven by the caller's runtime.
     fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()>;
 }
 
-impl<T: ReplayStore + ?Sized> ReplayStore for Box<T> {
-    fn claim(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<Claim> {
-        (**self).claim(key, owner, ttl)
-    }
+macro_rules! forward_store {
+    ($($wrapper:ident)::+) => {
+        impl<T: ReplayStore + ?Sized> ReplayStore for $($wrapper)::+<T> {
+            fn claim(&self, key: ClaimKey, owner: ClaimOwner, lease: Duration) -> StoreFuture<Claim> {
+                (**self).claim(key, owner, lease)
+            }
 
-    fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()> {
-        (**self).release(key, owner)
-    }
+            fn renew(&self, key: ClaimKey, owner: ClaimOwner, lease: Duration) -> StoreFuture<bool> {
+                (**self).renew(key, owner, lease)
+            }
+
+            fn complete(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<bool> {
+                (**self).complete(key, owner, ttl)
+            }
+
+            fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()> {
+                (**self).release(key, owner)
+            }
+        }
+    };
 }
 
-impl<T: ReplayStore + ?Sized> ReplayStore for std::sync::Arc<T> {
-    fn claim(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<Claim> {
-        (**self).claim(key, owner, ttl)
-    }
-
-    fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()> {
-        (**self).release(key, owner)
-    }
-}
+forward_store!(Box);
+forward_store!(std::sync::Arc);
 
 /// The mark a request carries when the replay guard let it through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +134,11 @@ pub enum ReplayCheck {
     /// may be a duplicate. The reason is in the error event.
     NotChecked,
 }
+
+/// The default lease of a claim in progress: 10 seconds, renewed every third of it while the
+/// handler runs. It bounds how long a crashed instance's claim holds up Twilio's re-send; a
+/// live handler keeps its claim however long it takes.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 /// The default time a handled webhook's claim is kept: one hour.
 ///
@@ -115,7 +153,8 @@ impl fmt::Display for Claim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Claimed => "claimed",
-            Self::AlreadyClaimed => "already claimed",
+            Self::InProgress => "in progress",
+            Self::Handled => "handled",
         })
     }
 }

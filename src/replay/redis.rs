@@ -10,17 +10,66 @@ use super::{Claim, ClaimKey, ClaimOwner, ReplayStore, StoreFuture};
 /// The default prefix of the keys the store writes.
 pub const DEFAULT_KEY_PREFIX: &str = "twilio-webhook:replay:";
 
-/// Deletes the key only if it still holds this owner: a request whose claim expired and was
-/// taken by a later copy must not delete that copy's claim. One script, so one atomic step.
-static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+// Each claim's value says its stage and owner: `p:<owner>` in progress, `d:<owner>` handled.
+// Every script touches one key (`KEYS[1]`), so the store works unchanged on a Redis Cluster.
+
+/// Takes the key in progress unless it is held; says which stage holds it otherwise. One
+/// script, so one atomic step: no check-then-set.
+static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-             return redis.call('DEL', KEYS[1]) \
-         else \
+        "if redis.call('SET', KEYS[1], 'p:' .. ARGV[1], 'NX', 'PX', ARGV[2]) then \
              return 0 \
-         end",
+         end \
+         local held = redis.call('GET', KEYS[1]) \
+         if held and string.sub(held, 1, 2) == 'd:' then return 2 end \
+         return 1",
     )
 });
+
+/// Extends the lease, only if the key is still this owner's claim in progress.
+static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then \
+             return redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
+         end \
+         return 0",
+    )
+});
+
+/// Marks the claim handled for its TTL, only if it is still this owner's in progress.
+static COMPLETE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then \
+             redis.call('SET', KEYS[1], 'd:' .. ARGV[1], 'PX', ARGV[2]) \
+             return 1 \
+         end \
+         return 0",
+    )
+});
+
+/// Deletes the key only if it still holds this owner in progress: a request whose lease ran
+/// out and whose key a later copy took must not delete that copy's claim.
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then \
+             return redis.call('DEL', KEYS[1]) \
+         end \
+         return 0",
+    )
+});
+
+/// Milliseconds for `PX`: Redis refuses 0, so at least one.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// Whether the command failed because the connection broke (Redis restarted, a failover):
+/// worth one more try on the reconnected connection.
+fn connection_broke(error: &redis::RedisError) -> bool {
+    error.is_connection_dropped() || error.is_io_error() || error.is_connection_refusal()
+}
 
 /// Claims in Redis, for several instances of a service behind a load balancer: a re-send that
 /// lands on another instance finds the first copy's claim.
@@ -29,8 +78,15 @@ static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
 /// default the `redis` crate's [`ConnectionManager`], which reconnects by itself after Redis
 /// restarts. Any other async connection works too (a cluster connection, for one).
 ///
-/// - claim: `SET <prefix><key> <owner> NX PX <ttl>`, one atomic insert-if-absent;
-/// - release: a script that deletes the key only if it still holds this owner.
+/// - claim: `SET <prefix><key> p:<owner> NX PX <lease>` (in a script that also says, when the
+///   key is held, whether it is in progress or handled), one atomic insert-if-absent;
+/// - renew, complete and release: scripts that extend the lease, mark the claim handled for
+///   its TTL (`d:<owner>`), or delete it, each only if the key still holds this owner in
+///   progress (compare-and-set);
+/// - a command that fails because the connection broke is tried once more (the connection
+///   manager reconnects after a failed command), so a Redis that is back is used at once.
+///
+/// Every command touches one key, so it works on a Redis Cluster as it is: no hash tags.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -71,42 +127,68 @@ where
     }
 }
 
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Runs `script` on `key` with the owner and a duration, once more if the connection
+    /// broke: the connection manager reconnects only after a failed command, so without the
+    /// second try the first request after Redis comes back would go unchecked on every
+    /// instance. The guard's store timeout bounds both tries together.
+    fn run(
+        &self,
+        script: &'static redis::Script,
+        key: ClaimKey,
+        owner: ClaimOwner,
+        duration: Option<Duration>,
+    ) -> StoreFuture<i64> {
+        let mut connection = self.connection.clone();
+        let key = self.redis_key(key);
+        let owner = owner.to_string();
+        Box::pin(async move {
+            let mut invocation = script.key(&key);
+            invocation.arg(&owner);
+            if let Some(duration) = duration {
+                invocation.arg(millis(duration));
+            }
+            match invocation.invoke_async(&mut connection).await {
+                Err(error) if connection_broke(&error) => {
+                    Ok(invocation.invoke_async(&mut connection).await?)
+                }
+                result => Ok(result?),
+            }
+        })
+    }
+}
+
 impl<C> ReplayStore for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    fn claim(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<Claim> {
-        let mut connection = self.connection.clone();
-        let key = self.redis_key(key);
-        // Redis refuses PX 0; a claim lives at least a millisecond.
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    fn claim(&self, key: ClaimKey, owner: ClaimOwner, lease: Duration) -> StoreFuture<Claim> {
+        let run = self.run(&CLAIM, key, owner, Some(lease));
         Box::pin(async move {
-            let set: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(owner.to_string())
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut connection)
-                .await?;
-            Ok(match set {
-                Some(_) => Claim::Claimed,
-                None => Claim::AlreadyClaimed,
+            Ok(match run.await? {
+                0 => Claim::Claimed,
+                2 => Claim::Handled,
+                _ => Claim::InProgress,
             })
         })
     }
 
+    fn renew(&self, key: ClaimKey, owner: ClaimOwner, lease: Duration) -> StoreFuture<bool> {
+        let run = self.run(&RENEW, key, owner, Some(lease));
+        Box::pin(async move { Ok(run.await? == 1) })
+    }
+
+    fn complete(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<bool> {
+        let run = self.run(&COMPLETE, key, owner, Some(ttl));
+        Box::pin(async move { Ok(run.await? == 1) })
+    }
+
     fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()> {
-        let mut connection = self.connection.clone();
-        let key = self.redis_key(key);
-        Box::pin(async move {
-            let _deleted: i64 = RELEASE
-                .key(&key)
-                .arg(owner.to_string())
-                .invoke_async(&mut connection)
-                .await?;
-            Ok(())
-        })
+        let run = self.run(&RELEASE, key, owner, None);
+        Box::pin(async move { run.await.map(drop) })
     }
 }
 

@@ -142,3 +142,92 @@ async fn redis_going_away_and_coming_back() {
         suite::Outcome::Duplicate
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn right_after_redis_restarts_two_instances_handle_16_concurrent_copies_once() {
+    // The connection manager reconnects only after a command fails: without the store's one
+    // retry, the first request on each instance after a restart went unchecked.
+    let Some(mut redis) = redis_server::own() else {
+        return;
+    };
+    let prefix = format!("test:{}:", redis_server::unique());
+    let store =
+        |connection| twilio_webhook::replay::RedisStore::new(connection).key_prefix(&prefix);
+    let a = std::sync::Arc::new(suite::App::new(
+        Box::new(store(redis.connection_manager().await)),
+        |g| g,
+    ));
+    let b = std::sync::Arc::new(suite::App::new(
+        Box::new(store(redis.connection_manager().await)),
+        |g| g,
+    ));
+    // Both connections in use, then Redis restarts under them.
+    assert_eq!(a.send(&suite::webhook(1)).await, suite::Outcome::Handled);
+    assert_eq!(b.send(&suite::webhook(2)).await, suite::Outcome::Handled);
+    redis.stop();
+    redis.start();
+    a.set_delay(Duration::from_millis(100));
+    b.set_delay(Duration::from_millis(100));
+    let mut copies = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let app = std::sync::Arc::clone(if i % 2 == 0 { &a } else { &b });
+        copies.spawn(async move { app.send(&suite::webhook(3)).await });
+    }
+    let outcomes = copies.join_all().await;
+    assert_eq!(a.handled() + b.handled(), 3, "{outcomes:?}");
+    assert!(
+        !outcomes.contains(&suite::Outcome::HandledUnchecked),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_accounts_flood_through_the_layer_leaves_another_accounts_claims() {
+    use bytes::Bytes;
+    use http::Request;
+    use http_body_util::Full;
+    use tower::{ServiceBuilder, ServiceExt};
+    use twilio_webhook::middleware::{AccountMap, Rejection, ReplayGuard, TwilioWebhookLayer};
+    use twilio_webhook::{Validator, compute_signature};
+
+    const A: (&str, &str) = ("AC0000000000000000000000000000000a", "token of the flooder");
+    const V: (&str, &str) = ("AC0000000000000000000000000000000b", "token of the victim");
+    let layer = TwilioWebhookLayer::with_key_source(
+        AccountMap::new()
+            .insert(A.0, Validator::new(A.1))
+            .insert(V.0, Validator::new(V.1)),
+    )
+    .public_url("http://127.0.0.1")
+    .unwrap()
+    .replay_guard(ReplayGuard::new(MemoryStore::new(100)));
+    let service = ServiceBuilder::new().layer(layer).service_fn(|_| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+    });
+    let send = |(sid, token): (&str, &str), n: usize| {
+        let params = [("AccountSid", sid.to_owned()), ("Body", format!("{n}"))];
+        let signature = compute_signature(token, "http://127.0.0.1/sms", &params[..]);
+        let request = Request::post("/sms")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", signature)
+            .body(Full::new(Bytes::from(support::form_body(&params))))
+            .unwrap();
+        let service = service.clone();
+        async move {
+            let response = service.oneshot(request).await.unwrap();
+            response.extensions().get::<Rejection>().cloned()
+        }
+    };
+    assert_eq!(send(V, 0).await, None);
+    for n in 0..1_000 {
+        assert_eq!(
+            send(A, n).await,
+            None,
+            "the flooder's own webhooks are handled"
+        );
+    }
+    assert_eq!(
+        send(V, 0).await,
+        Some(Rejection::Duplicate),
+        "the victim's replay would be handled again"
+    );
+}

@@ -41,6 +41,19 @@ pub fn webhook(n: usize) -> Webhook {
 }
 
 impl Webhook {
+    /// The key the layer claims this webhook under.
+    pub fn claim_key(&self) -> ClaimKey {
+        let verified = Validator::new(TOKEN)
+            .verify(
+                &twilio_webhook::Webhook::new(&format!("{BASE}/sms"))
+                    .content_type(Some("application/x-www-form-urlencoded"))
+                    .body(self.body.as_bytes())
+                    .signature(Some(&self.signature)),
+            )
+            .unwrap();
+        ClaimKey::for_request(&verified, &self.signature)
+    }
+
     fn request(&self) -> Request<Full<Bytes>> {
         Request::post("/sms")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -71,6 +84,8 @@ pub enum Outcome {
     Duplicate,
     /// 503 from a guard that fails closed.
     Unavailable,
+    /// 503 with `Retry-After`: a copy of one still running, which did not finish in time.
+    StillRunning,
     /// Refused before the guard.
     Refused(u16),
     /// The service returned `Err` (the handler failed).
@@ -187,6 +202,10 @@ impl App {
             .get("x-replay-check")
             .map(|v| v.to_str().unwrap().to_owned());
         let rejection = response.extensions().get::<Rejection>().cloned();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
         let body = response.into_body().collect().await.unwrap().to_bytes();
         match (rejection, check.as_deref()) {
             (Some(Rejection::Duplicate), _) => {
@@ -196,6 +215,11 @@ impl App {
             (Some(Rejection::ReplayStoreFailed), _) => {
                 assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
                 Outcome::Unavailable
+            }
+            (Some(Rejection::InProgress), _) => {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                assert_eq!(retry_after.as_deref(), Some("1"));
+                Outcome::StillRunning
             }
             (Some(_), _) => Outcome::Refused(status.as_u16()),
             (None, _) if !status.is_success() => Outcome::HandlerAnswered(status.as_u16()),
@@ -254,9 +278,15 @@ struct Counting {
 }
 
 impl ReplayStore for Counting {
-    fn claim(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<Claim> {
+    fn claim(&self, key: ClaimKey, owner: ClaimOwner, lease: Duration) -> StoreFuture<Claim> {
         self.claims.fetch_add(1, Ordering::SeqCst);
-        self.store.claim(key, owner, ttl)
+        self.store.claim(key, owner, lease)
+    }
+    fn renew(&self, key: ClaimKey, owner: ClaimOwner, lease: Duration) -> StoreFuture<bool> {
+        self.store.renew(key, owner, lease)
+    }
+    fn complete(&self, key: ClaimKey, owner: ClaimOwner, ttl: Duration) -> StoreFuture<bool> {
+        self.store.complete(key, owner, ttl)
     }
     fn release(&self, key: ClaimKey, owner: ClaimOwner) -> StoreFuture<()> {
         self.store.release(key, owner)
@@ -271,6 +301,11 @@ pub async fn run_all(store: impl Fn() -> Box<dyn ReplayStore>) {
     an_error_releases_the_claim(store()).await;
     a_dropped_request_releases_the_claim(store()).await;
     a_late_release_never_deletes_a_newer_claim(store()).await;
+    a_copy_of_a_running_request_waits_and_runs_the_handler_when_the_first_fails(store()).await;
+    a_copy_of_a_running_request_waits_and_is_a_duplicate_when_the_first_succeeds(store()).await;
+    a_copy_that_waits_too_long_gets_503_with_retry_after_never_2xx(store()).await;
+    a_claim_in_progress_outlives_a_ttl_shorter_than_the_handler(store()).await;
+    a_crashed_owners_claim_expires_with_its_lease(store()).await;
     forged_unsigned_and_report_only_requests_never_touch_the_store(store()).await;
 }
 
@@ -349,28 +384,132 @@ async fn a_dropped_request_releases_the_claim(store: Box<dyn ReplayStore>) {
 }
 
 async fn a_late_release_never_deletes_a_newer_claim(store: Box<dyn ReplayStore>) {
-    let app = Arc::new(App::new(store, |g| g.ttl(Duration::from_millis(500))));
-    // The first copy is slow and fails after its claim expired and a second copy took the
-    // key and succeeded. Its release must leave the second copy's claim alone.
-    app.script([
-        Behavior::Answer(
-            Duration::from_millis(800),
-            StatusCode::INTERNAL_SERVER_ERROR,
-        ),
-        Behavior::Answer(Duration::ZERO, StatusCode::OK),
-    ]);
+    // The first copy's owner stops renewing (its lease runs out: a crashed instance), a second
+    // copy takes the key and succeeds; then the first one's late release must leave the
+    // second copy's claim alone.
+    let key = ClaimKey::from_bytes([9; 16]);
+    let (crashed, later) = (ClaimOwner::unique(), ClaimOwner::unique());
+    let lease = Duration::from_millis(200);
+    assert_eq!(
+        store.claim(key, crashed, lease).await.unwrap(),
+        Claim::Claimed
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.claim(key, later, lease).await.unwrap(),
+        Claim::Claimed
+    );
+    assert!(
+        store
+            .complete(key, later, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    store.release(key, crashed).await.unwrap();
+    assert!(
+        !store
+            .complete(key, crashed, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(!store.renew(key, crashed, lease).await.unwrap());
+    assert_eq!(
+        store.claim(key, ClaimOwner::unique(), lease).await.unwrap(),
+        Claim::Handled
+    );
+}
+
+/// `copy` sent `after` the first copy of `webhook(1)` was.
+async fn first_and_copy(app: &Arc<App>, after: Duration) -> (Outcome, Outcome) {
     let first = {
-        let app = Arc::clone(&app);
+        let app = Arc::clone(app);
         tokio::spawn(async move { app.send(&webhook(1)).await })
     };
-    tokio::time::sleep(Duration::from_millis(550)).await;
-    // t = 550 ms: the first claim has expired; this copy's lives until t = 1050 ms.
-    assert_eq!(app.send(&webhook(1)).await, Outcome::Handled);
-    // t = 800 ms: the first copy fails and releases (awaited before it answers).
-    assert_eq!(first.await.unwrap(), Outcome::HandlerAnswered(500));
-    // The second copy's claim is intact.
-    assert_eq!(app.send(&webhook(1)).await, Outcome::Duplicate);
+    tokio::time::sleep(after).await;
+    let copy = app.send(&webhook(1)).await;
+    (first.await.unwrap(), copy)
+}
+
+async fn a_copy_of_a_running_request_waits_and_runs_the_handler_when_the_first_fails(
+    store: Box<dyn ReplayStore>,
+) {
+    // The reproduction: the handler takes 300 ms and fails the first time; a copy at
+    // 100 ms used to get 200 at once, and the webhook was lost.
+    let app = Arc::new(App::new(store, |g| g));
+    app.script([Behavior::Answer(
+        Duration::from_millis(300),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )]);
+    let (first, copy) = first_and_copy(&app, Duration::from_millis(100)).await;
+    assert_eq!(first, Outcome::HandlerAnswered(500));
+    assert_eq!(copy, Outcome::Handled, "the copy ran the handler itself");
     assert_eq!(app.handled(), 2);
+    assert_eq!(app.send(&webhook(1)).await, Outcome::Duplicate);
+}
+
+async fn a_copy_of_a_running_request_waits_and_is_a_duplicate_when_the_first_succeeds(
+    store: Box<dyn ReplayStore>,
+) {
+    let app = Arc::new(App::new(store, |g| g));
+    app.script([Behavior::Answer(Duration::from_millis(300), StatusCode::OK)]);
+    let started = std::time::Instant::now();
+    let (first, copy) = first_and_copy(&app, Duration::from_millis(100)).await;
+    assert_eq!((first, copy), (Outcome::Handled, Outcome::Duplicate));
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the copy answered before the first had finished"
+    );
+    assert_eq!(app.handled(), 1);
+}
+
+async fn a_copy_that_waits_too_long_gets_503_with_retry_after_never_2xx(
+    store: Box<dyn ReplayStore>,
+) {
+    let app = Arc::new(App::new(store, |g| {
+        g.in_progress_wait(Duration::from_millis(150))
+    }));
+    app.script([Behavior::Answer(Duration::from_millis(600), StatusCode::OK)]);
+    let (first, copy) = first_and_copy(&app, Duration::from_millis(50)).await;
+    assert_eq!(first, Outcome::Handled);
+    assert_eq!(copy, Outcome::StillRunning);
+    assert_eq!(app.handled(), 1);
+    // Twilio's retry, after the first finished: a duplicate.
+    assert_eq!(app.send(&webhook(1)).await, Outcome::Duplicate);
+}
+
+async fn a_claim_in_progress_outlives_a_ttl_shorter_than_the_handler(store: Box<dyn ReplayStore>) {
+    // 100 ms TTL and lease, 400 ms handler: a copy at 200 ms used to run the handler again.
+    let app = Arc::new(App::new(store, |g| {
+        g.ttl(Duration::from_millis(100))
+            .lease(Duration::from_millis(100))
+    }));
+    app.script([Behavior::Answer(Duration::from_millis(400), StatusCode::OK)]);
+    let (first, copy) = first_and_copy(&app, Duration::from_millis(200)).await;
+    assert_eq!((first, copy), (Outcome::Handled, Outcome::Duplicate));
+    assert_eq!(app.handled(), 1, "the handler ran twice");
+}
+
+async fn a_crashed_owners_claim_expires_with_its_lease(store: Box<dyn ReplayStore>) {
+    // What a crashed instance leaves: a claim in progress that nobody renews. Twilio's
+    // re-send after the lease is handled.
+    let shared: Arc<Box<dyn ReplayStore>> = Arc::new(store);
+    let app = App::new(Box::new(Arc::clone(&shared)), |g| {
+        g.lease(Duration::from_millis(200))
+            .in_progress_wait(Duration::from_millis(50))
+    });
+    // The key the layer uses for webhook(1), claimed by an owner that then vanished.
+    let crashed = ClaimOwner::unique();
+    let key = webhook(1).claim_key();
+    assert_eq!(
+        shared
+            .claim(key, crashed, Duration::from_millis(200))
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(app.send(&webhook(1)).await, Outcome::StillRunning);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(app.send(&webhook(1)).await, Outcome::Handled);
 }
 
 /// Runs `attempt` until it gives `want`, for up to a second; the last outcome.
