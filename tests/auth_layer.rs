@@ -191,6 +191,23 @@ async fn two_authorization_headers_are_401() {
     assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
 }
 
+#[tokio::test]
+async fn a_non_ascii_authorization_header_is_401_malformed_not_repeated() {
+    let auth = HttpAuth::basic([twilio()]).unwrap();
+    let mut request = webhook(None, TOKEN);
+    request.headers_mut().insert(
+        "authorization",
+        http::HeaderValue::from_bytes("Basic dHdpbGlvOnPDqWNyZXQ= é".as_bytes()).unwrap(),
+    );
+    let (response, seen) = call(layer(auth), request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.extensions().get::<Rejection>(),
+        Some(&Rejection::Unauthorized(AuthError::Malformed))
+    );
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+}
+
 /// A body that records whether anyone read it.
 struct Watched(Arc<AtomicBool>, Option<Bytes>);
 

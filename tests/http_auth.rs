@@ -285,6 +285,38 @@ fn rotation_any_pair_passes_and_the_user_is_reported() {
         let header = basic_authorization(&pair("twilio", password));
         assert!(basic.check(Some(&header), "POST", "/sms").is_ok());
     }
+    // Two users: each is reported as itself, whichever position it has.
+    let (first, second) = (pair("first", "one"), pair("second-user", "two"));
+    let two_users = HttpAuth::basic([first.clone(), second.clone()]).unwrap();
+    for who in [&first, &second] {
+        let header = basic_authorization(who);
+        let authenticated = two_users.check(Some(&header), "POST", "/sms").unwrap();
+        assert_eq!(authenticated.user(), who.user());
+    }
+    // Digest with user names of other lengths than the one presented: still found.
+    let digest_users = digest(&[("a", "one"), ("a-much-longer-user-name", "two")]);
+    for (who, user) in [
+        (&pair("a", "one"), "a"),
+        (
+            &pair("a-much-longer-user-name", "two"),
+            "a-much-longer-user-name",
+        ),
+    ] {
+        let header = answer(&digest_users, who, "POST", "/sms", 0);
+        let authenticated = digest_users
+            .check_at(Some(&header), "POST", "/sms", now())
+            .unwrap();
+        assert_eq!(authenticated.user(), user);
+    }
+    // A user name that is a prefix of a configured one is not that user.
+    let header = answer(&digest_users, &pair("a-much", "two"), "POST", "/sms", 0);
+    assert_eq!(
+        digest_users
+            .check_at(Some(&header), "POST", "/sms", now())
+            .unwrap_err()
+            .reason(),
+        AuthError::WrongCredentials
+    );
 }
 
 #[test]

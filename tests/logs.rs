@@ -120,3 +120,83 @@ async fn ten_thousand_forged_requests_write_kilobytes_of_logs() {
     assert!(logs.lines().all(|line| line.len() < 1024), "{logs}");
     assert!(!logs.contains(TOKEN) && !logs.contains(forged.as_str()));
 }
+
+/// A store that always fails: Redis down, or slower than the store timeout.
+struct Down;
+
+impl twilio_webhook::replay::ReplayStore for Down {
+    fn claim(
+        &self,
+        _: twilio_webhook::replay::ClaimKey,
+        _: twilio_webhook::replay::ClaimOwner,
+        _: std::time::Duration,
+    ) -> twilio_webhook::replay::StoreFuture<twilio_webhook::replay::Claim> {
+        Box::pin(async { Err("connection refused".into()) })
+    }
+    fn renew(
+        &self,
+        _: twilio_webhook::replay::ClaimKey,
+        _: twilio_webhook::replay::ClaimOwner,
+        _: std::time::Duration,
+    ) -> twilio_webhook::replay::StoreFuture<bool> {
+        Box::pin(async { Err("connection refused".into()) })
+    }
+    fn complete(
+        &self,
+        _: twilio_webhook::replay::ClaimKey,
+        _: twilio_webhook::replay::ClaimOwner,
+        _: std::time::Duration,
+    ) -> twilio_webhook::replay::StoreFuture<bool> {
+        Box::pin(async { Err("connection refused".into()) })
+    }
+    fn release(
+        &self,
+        _: twilio_webhook::replay::ClaimKey,
+        _: twilio_webhook::replay::ClaimOwner,
+    ) -> twilio_webhook::replay::StoreFuture<()> {
+        Box::pin(async { Err("connection refused".into()) })
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failing_store_says_how_many_requests_went_unchecked() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let layer = TwilioWebhookLayer::new(Validator::new(TOKEN))
+        .unwrap()
+        .public_url("https://hooks.example.com")
+        .unwrap()
+        .replay_guard(twilio_webhook::middleware::ReplayGuard::new(Down));
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|_: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        });
+    for n in 0..25 {
+        let params = [("Body", format!("message {n}"))];
+        let request = Request::post("/sms")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "x-twilio-signature",
+                compute_signature(TOKEN, "https://hooks.example.com/sms", &params[..]),
+            )
+            .body(Full::new(Bytes::from(support::form_body(&params))))
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "fail-open: handled");
+    }
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let failures: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("the store failed"))
+        .collect();
+    // Rate-limited to 10 a minute, each with the running count.
+    assert_eq!(failures.len(), 10, "{text}");
+    assert!(failures[0].contains("unchecked=1 "), "{}", failures[0]);
+    assert!(failures[9].contains("unchecked=10 "), "{}", failures[9]);
+    assert!(failures[9].contains("not checked for duplicates"));
+}

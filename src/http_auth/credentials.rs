@@ -16,6 +16,8 @@ pub struct Credentials {
     /// SHA-256 of `user:password`: what a Basic header decodes to, compared in constant time
     /// and with no length to leak.
     basic: [u8; 32],
+    /// SHA-256 of the user name: what a Digest `username` is compared with, likewise.
+    user_digest: [u8; 32],
 }
 
 impl Credentials {
@@ -37,6 +39,7 @@ impl Credentials {
             user: user.into(),
             password: password.into(),
             basic: basic.finalize().into(),
+            user_digest: Sha256::digest(user.as_bytes()).into(),
         })
     }
 
@@ -62,6 +65,10 @@ impl Credentials {
 
     pub(crate) fn basic_digest(&self) -> &[u8; 32] {
         &self.basic
+    }
+
+    pub(crate) fn user_digest(&self) -> &[u8; 32] {
+        &self.user_digest
     }
 }
 

@@ -92,7 +92,9 @@ impl Authenticated {
         &self.user
     }
 
-    /// For tests of handlers that take an `Authenticated` extension.
+    /// For tests of handlers that take an `Authenticated` extension (feature `test-util`).
+    #[cfg(feature = "test-util")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     pub fn for_tests(user: &str) -> Self {
         Self { user: user.into() }
     }

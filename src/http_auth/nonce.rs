@@ -72,7 +72,9 @@ impl NonceSecret {
         lifetime: Duration,
     ) -> Result<bool, AuthError> {
         let bytes = nonce.as_bytes();
-        if bytes.len() != 48 || !bytes.iter().all(u8::is_ascii_hexdigit) {
+        // One spelling only, the one issued: lowercase hex. (Uppercase digits would parse to
+        // the same time and tag, so a captured answer could be varied at will.)
+        if bytes.len() != 48 || !bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(AuthError::InvalidNonce);
         }
         let seconds = u64::from_str_radix(&nonce[..16], 16).map_err(|_| AuthError::InvalidNonce)?;
@@ -139,6 +141,18 @@ mod tests {
             );
         }
         assert!(!format!("{secret:?}").contains('7'));
+    }
+
+    #[test]
+    fn a_nonce_has_one_spelling() {
+        let secret = NonceSecret::new(&[7; 32]).unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let nonce = secret.issue(now);
+        assert!(nonce.bytes().any(|b| b.is_ascii_lowercase()), "{nonce}");
+        assert_eq!(
+            secret.verify(&nonce.to_ascii_uppercase(), now, Duration::from_secs(60)),
+            Err(AuthError::InvalidNonce)
+        );
     }
 
     #[test]

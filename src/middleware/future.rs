@@ -444,9 +444,10 @@ impl<R> Guarded<R> {
         let checked = held.checked;
         held.finish();
         match outcome {
+            // A claim the store never confirmed may well not be there, and the store's failure
+            // was reported (and counted) when the claim failed.
+            _ if !checked => {}
             Ok(Ok(true)) => {}
-            // A claim the store never confirmed may well not be there.
-            Ok(Ok(false)) if !checked => {}
             Ok(Ok(false)) => shared.log.record_claim_trouble(
                 "a handled webhook's claim was lost before it was completed: a re-send may be \
                  handled again",

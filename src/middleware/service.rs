@@ -125,8 +125,13 @@ fn authenticate(
     auth: &HttpAuth,
     parts: &http::request::Parts,
 ) -> Result<Authenticated, Unauthorized> {
-    let authorization = header_str(&parts.headers, &header::AUTHORIZATION, ())
-        .map_err(|()| auth.refuse(AuthError::Repeated))?;
+    let authorization = crate::twilio_headers::at_most_once(
+        &parts.headers,
+        &header::AUTHORIZATION,
+        AuthError::Malformed,
+        AuthError::Repeated,
+    )
+    .map_err(|reason| auth.refuse(reason))?;
     let target = super::request_url::original_uri(parts)
         .path_and_query()
         .map_or("/", |pq| pq.as_str());
