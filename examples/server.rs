@@ -17,6 +17,8 @@
 //!   instances; `DIGEST_ALGORITHMS` (default `SHA-256,MD5`) chooses the challenges offered;
 //! - `REDIS_URL`: share the duplicate guard between instances through this Redis (e.g.
 //!   `redis://127.0.0.1:6379`); without it, claims are kept in this process's memory;
+//! - `REPLAY_FAIL_CLOSED=1`: when the guard's store fails, answer `503` (Twilio retries)
+//!   instead of handling the webhook unchecked;
 //! - `RUST_LOG`: log filter (default `info`), e.g. `twilio_webhook=debug`.
 //!
 //! Routes:
@@ -89,6 +91,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("duplicate guard: in memory (set REDIS_URL to share it between instances)");
             ReplayGuard::in_memory()
         }
+    };
+    let guard = match std::env::var("REPLAY_FAIL_CLOSED").as_deref() {
+        Ok("1") => guard.fail_closed(),
+        _ => guard,
     };
     let app = app(
         &auth_token,

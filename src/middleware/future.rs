@@ -439,10 +439,16 @@ impl<R> Guarded<R> {
     }
 
     /// The store's answer to a completion or a release, said when it is not what it should be.
+    /// One that failed is tried again in the background (dropping the claim does), until the
+    /// lease would have ended.
     fn settled(self, what: &str, outcome: Result<Result<bool, StoreError>, Elapsed>) {
         let Self { held, shared, .. } = self;
         let checked = held.checked;
-        held.finish();
+        if matches!(outcome, Ok(Ok(_))) || !checked {
+            held.finish();
+        } else {
+            drop(held);
+        }
         match outcome {
             // A claim the store never confirmed may well not be there, and the store's failure
             // was reported (and counted) when the claim failed.
@@ -631,8 +637,8 @@ where
         let outcome = ready!(complete.poll(cx));
         if let Some(guarded) = guarded.take() {
             guarded.settled(
-                "a handled webhook's claim could not be completed: a re-send after its lease \
-                 may be handled again",
+                "a handled webhook's claim could not be completed yet: tried again until its \
+                 lease ends",
                 outcome,
             );
         }
@@ -650,7 +656,7 @@ where
         let outcome = ready!(release.poll(cx));
         if let Some(guarded) = guarded.take() {
             guarded.settled(
-                "a release failed; the claim's lease ends it",
+                "a release failed: tried again until its lease ends",
                 outcome.map(|released| released.map(|()| true)),
             );
         }

@@ -12,6 +12,7 @@ pub struct RedisServer {
     url: String,
     port: u16,
     child: Option<Child>,
+    durable: bool,
 }
 
 /// A string no other test run uses, for key prefixes.
@@ -52,6 +53,7 @@ pub fn shared() -> Option<RedisServer> {
             url,
             port: 0,
             child: None,
+            durable: false,
         });
     }
     let server = RedisServer::spawn();
@@ -72,6 +74,10 @@ pub fn own() -> Option<RedisServer> {
 
 impl RedisServer {
     fn spawn() -> Option<Self> {
+        Self::spawn_with(false)
+    }
+
+    fn spawn_with(durable: bool) -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
@@ -81,14 +87,53 @@ impl RedisServer {
             url: format!("redis://127.0.0.1:{port}"),
             port,
             child: None,
+            durable,
         };
         server.try_start().then_some(server)
     }
 
+    /// The server's URL.
+    #[allow(dead_code)] // the load test's
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A server of this test's own that keeps every write on disk (append-only file, fsync on
+    /// every write), so a kill and a start lose nothing.
+    #[allow(dead_code)] // the load test's
+    pub fn own_durable() -> Option<RedisServer> {
+        let server = Self::spawn_with(true);
+        if server.is_none() {
+            skip("redis-server could not be started");
+        }
+        server
+    }
+
     fn try_start(&mut self) -> bool {
+        let dir = std::env::temp_dir().join(format!("twilio-webhook-redis-{}", self.port));
+        let persistence: Vec<String> = if self.durable {
+            std::fs::create_dir_all(&dir).ok();
+            vec![
+                "--dir".into(),
+                dir.to_string_lossy().into_owned(),
+                "--save".into(),
+                "".into(),
+                "--appendonly".into(),
+                "yes".into(),
+                "--appendfsync".into(),
+                "always".into(),
+            ]
+        } else {
+            vec![
+                "--save".into(),
+                "".into(),
+                "--appendonly".into(),
+                "no".into(),
+            ]
+        };
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(&persistence)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
