@@ -9,7 +9,7 @@ use super::ConfigError;
 use super::key_source::KeySource;
 use super::rejection_log::RejectionLog;
 use super::replay_guard::ReplayGuard;
-use super::request_url::{PublicUrl, Scheme, UrlSource};
+use super::request_url::{PathPrefix, PublicUrl, Scheme, UrlSource};
 use super::response::DefaultRejection;
 use super::service::TwilioWebhook;
 use crate::Validator;
@@ -51,6 +51,7 @@ impl<R> core::fmt::Debug for TwilioWebhookLayer<R> {
 pub(crate) struct Shared<R> {
     pub(crate) keys: Keys,
     pub(crate) url: UrlSource,
+    pub(crate) strip_prefix: Option<PathPrefix>,
     pub(crate) body_limit: usize,
     pub(crate) body_timeout: Duration,
     pub(crate) report_only: bool,
@@ -100,6 +101,10 @@ impl<R> core::fmt::Debug for Shared<R> {
         f.debug_struct("TwilioWebhookLayer")
             .field("keys", &self.keys)
             .field("url", &self.url)
+            .field(
+                "strip_path_prefix",
+                &self.strip_prefix.as_ref().map(PathPrefix::as_str),
+            )
             .field("body_limit", &self.body_limit)
             .field("body_timeout", &self.body_timeout)
             .field("report_only", &self.report_only)
@@ -163,6 +168,7 @@ impl TwilioWebhookLayer {
                     scheme: Scheme::Https,
                     trust_forwarded: false,
                 },
+                strip_prefix: None,
                 body_limit: DEFAULT_BODY_LIMIT,
                 body_timeout: DEFAULT_BODY_TIMEOUT,
                 report_only: false,
@@ -197,6 +203,39 @@ impl<R: Clone> TwilioWebhookLayer<R> {
             shared.url = UrlSource::Public(public);
             shared.warn_if_credentials_in_clear();
         }))
+    }
+
+    /// Removes `prefix` (a `/segment...` path, no trailing `/`) from the request's path before
+    /// the URL is built, for a platform that adds a prefix Twilio never requested: on AWS
+    /// Lambda, `lambda_http` puts a REST API's stage back into the path (`/prod/twilio/sms` for
+    /// a webhook Twilio sent to `https://api.example.com/twilio/sms`). The public URL's own
+    /// path, if any, is then put in front as usual:
+    ///
+    /// ```
+    /// use twilio_webhook::Validator;
+    /// use twilio_webhook::middleware::TwilioWebhookLayer;
+    ///
+    /// # fn main() -> Result<(), twilio_webhook::middleware::ConfigError> {
+    /// // REST API behind a custom domain: the request's path is /prod/twilio/sms.
+    /// let rest = TwilioWebhookLayer::new(Validator::new("auth token"))?
+    ///     .public_url("https://api.example.com")?
+    ///     .strip_path_prefix("/prod")?;
+    /// // HTTP API mapping `twilio` -> stage `prod`, whose rawPath is /prod/sms.
+    /// let http_api = TwilioWebhookLayer::new(Validator::new("auth token"))?
+    ///     .public_url("https://api.example.com/twilio")?
+    ///     .strip_path_prefix("/prod")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Whole segments only (`/prod` is not a prefix of `/production`). A request whose path
+    /// does not start with the prefix is refused before its body is read with
+    /// [`Rejection::PathPrefixMissing`](super::Rejection::PathPrefixMissing) (`500`, and an
+    /// error event): it is a deployment mistake, not a forgery. Digest authentication's `uri`
+    /// is checked against the path without the prefix too, as Twilio sent it. Inside
+    /// `Router::nest`, the prefix is taken from the full path (axum's `OriginalUri`).
+    pub fn strip_path_prefix(self, prefix: &str) -> Result<Self, ConfigError> {
+        let prefix = PathPrefix::parse(prefix)?;
+        Ok(self.with(|shared| shared.strip_prefix = Some(prefix)))
     }
 
     /// Derive the URL from the request, with `scheme` (the default mode, with
@@ -284,6 +323,7 @@ impl<R: Clone> TwilioWebhookLayer<R> {
             shared: Arc::new(Shared {
                 keys: shared.keys,
                 url: shared.url,
+                strip_prefix: shared.strip_prefix,
                 body_limit: shared.body_limit,
                 body_timeout: shared.body_timeout,
                 report_only: shared.report_only,

@@ -144,6 +144,15 @@ pub enum ConfigError {
         /// The URL given (any `user:password@` shown as `***@`).
         url: String,
     },
+    /// The path prefix given to
+    /// [`strip_path_prefix`](TwilioWebhookLayer::strip_path_prefix) is not a `/segment...`
+    /// path without a trailing `/`.
+    InvalidPathPrefix {
+        /// The prefix given.
+        prefix: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The public URL carries `user:password@`. Twilio drops credentials from the URL before
     /// signing, so they never belong in the signed URL; HTTP authentication credentials are
     /// configured on their own.
@@ -177,6 +186,9 @@ impl fmt::Display for ConfigError {
                     f,
                     "the public URL {url:?} must start with https:// or http://"
                 )
+            }
+            Self::InvalidPathPrefix { prefix, reason } => {
+                write!(f, "invalid path prefix {prefix:?} to strip: {reason}")
             }
             Self::PublicUrlHasCredentials { url } => write!(
                 f,

@@ -19,7 +19,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) const MAX_FIELD: usize = 160;
 
 /// The reasons counted apart, so a flood of one does not hide another.
-const SLOTS: usize = 15;
+const SLOTS: usize = 16;
 
 /// Rate limits rejection events, per reason.
 #[derive(Debug)]
@@ -102,6 +102,13 @@ impl RejectionLog {
                 target: "twilio_webhook",
                 %reason, %method, url, ?tried, report_only, suppressed,
                 "rejected Twilio webhook"
+            );
+        } else if matches!(reason, Rejection::PathPrefixMissing) {
+            // The deployment, not the request, is wrong: every webhook fails the same way.
+            tracing::error!(
+                target: "twilio_webhook",
+                %reason, %method, url, ?tried, report_only, suppressed,
+                "rejected Twilio webhook: the layer is configured for another deployment"
             );
         } else {
             tracing::warn!(
@@ -212,6 +219,7 @@ fn slot(rejection: &Rejection) -> usize {
         Rejection::Unauthorized(crate::http_auth::AuthError::Missing) => 12,
         Rejection::Unauthorized(_) => 13,
         Rejection::InProgress => 14,
+        Rejection::PathPrefixMissing => 15,
     }
 }
 

@@ -114,16 +114,74 @@ fn raw_path_and_query(parts: &Parts) -> &str {
         .map_or("/", |pq| pq.as_str())
 }
 
+/// A path prefix the platform in front adds to the path Twilio requested (an API Gateway
+/// stage that `lambda_http` puts back, say): `/segment...`, no trailing `/`.
+#[derive(Debug, Clone)]
+pub(crate) struct PathPrefix(std::sync::Arc<str>);
+
+impl PathPrefix {
+    pub(crate) fn parse(prefix: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason| ConfigError::InvalidPathPrefix {
+            prefix: prefix.to_owned(),
+            reason,
+        };
+        if !prefix.starts_with('/') || prefix.len() < 2 {
+            return Err(invalid(
+                "it must start with '/' and name at least one segment",
+            ));
+        }
+        if prefix.ends_with('/') {
+            return Err(invalid("it must not end with '/'"));
+        }
+        if prefix.contains("//") {
+            return Err(invalid("it must not have an empty segment"));
+        }
+        if prefix
+            .bytes()
+            .any(|b| matches!(b, b'?' | b'#') || !b.is_ascii_graphic())
+        {
+            return Err(invalid(
+                "it must be a path: no query, fragment, space or control character",
+            ));
+        }
+        Ok(Self(prefix.into()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `path_and_query` without the prefix, if it starts with it (whole segments only:
+    /// `/prod` is not a prefix of `/production`).
+    fn strip<'p>(&self, path_and_query: &'p str) -> Option<&'p str> {
+        let rest = path_and_query.strip_prefix(&*self.0)?;
+        (rest.is_empty() || rest.starts_with(['/', '?'])).then_some(rest)
+    }
+}
+
+/// The path and query Twilio requested: as the client sent them, without the platform's
+/// `prefix`. `None` when the request's path does not start with the prefix.
+pub(crate) fn twilio_path_and_query<'p>(
+    parts: &'p Parts,
+    prefix: Option<&PathPrefix>,
+) -> Option<&'p str> {
+    let raw = raw_path_and_query(parts);
+    match prefix {
+        Some(prefix) => prefix.strip(raw),
+        None => Some(raw),
+    }
+}
+
 impl UrlSource {
     /// The URL Twilio requested, written into `buf` (no allocation for URLs up to 256
     /// bytes), or why it cannot be known.
     pub(crate) fn write_url<'b>(
         &self,
         parts: &Parts,
+        path_and_query: &str,
         buf: &'b mut UrlBuf,
     ) -> Result<&'b str, InvalidUrl> {
         let websocket = is_websocket_upgrade(&parts.headers);
-        let path_and_query = raw_path_and_query(parts);
         buf.clear();
         match self {
             Self::Public(public) => {
@@ -164,7 +222,8 @@ impl UrlSource {
 
     #[cfg(test)]
     fn url(&self, parts: &Parts) -> Result<String, InvalidUrl> {
-        self.write_url(parts, &mut UrlBuf::new()).map(str::to_owned)
+        self.write_url(parts, raw_path_and_query(parts), &mut UrlBuf::new())
+            .map(str::to_owned)
     }
 }
 

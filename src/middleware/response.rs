@@ -54,6 +54,11 @@ pub enum Rejection {
     /// The replay guard's store failed and the guard is set to fail closed. 503, so Twilio
     /// retries.
     ReplayStoreFailed,
+    /// The request's path does not start with the prefix given to
+    /// [`strip_path_prefix`](super::TwilioWebhookLayer::strip_path_prefix): the platform in
+    /// front is not configured as the layer was told (a stage, a base path mapping). A
+    /// deployment mistake, not a forgery: `500`, with an error event.
+    PathPrefixMissing,
 }
 
 impl Rejection {
@@ -69,6 +74,7 @@ impl Rejection {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Duplicate => StatusCode::OK,
+            Self::PathPrefixMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -93,6 +99,11 @@ impl core::fmt::Display for Rejection {
             Self::ReplayStoreFailed => {
                 f.write_str("the replay guard's store failed, and the guard fails closed")
             }
+            Self::PathPrefixMissing => f.write_str(
+                "the request path does not start with the prefix given to strip_path_prefix: \
+                 a deployment mistake (check the platform's stage or base path mapping; on AWS \
+                 Lambda see the README's \"AWS Lambda\" section)",
+            ),
         }
     }
 }

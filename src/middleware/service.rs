@@ -80,10 +80,20 @@ where
         let limit = shared.body_limit;
         let (mut parts, body) = request.into_parts();
 
+        // The path Twilio requested, without what the platform added: a request without the
+        // platform's prefix means the layer is configured for another deployment.
+        let Some(target) =
+            super::request_url::twilio_path_and_query(&parts, shared.strip_prefix.as_ref())
+        else {
+            let rejection = Rejection::PathPrefixMissing;
+            shared.log_rejection(&rejection, &parts.method, Some(parts.uri.path()));
+            return ResponseFuture::rejected_unread(&shared, rejection, parts.version);
+        };
+
         // HTTP authentication first, from the headers alone: Twilio sends credentials only
         // after a 401, and nothing of an unauthenticated request's body is read.
         if let Some(auth) = &shared.http_auth {
-            match authenticate(auth, &parts) {
+            match authenticate(auth, &parts, target) {
                 Ok(authenticated) => {
                     tracing::debug!(
                         target: "twilio_webhook",
@@ -120,10 +130,11 @@ where
 }
 
 /// The request's credentials, checked by `auth`: the `Authorization` header (several are
-/// refused) against the method and the request-target as the client sent it.
+/// refused) against the method and the request-target as the client sent it (`target`).
 fn authenticate(
     auth: &HttpAuth,
     parts: &http::request::Parts,
+    target: &str,
 ) -> Result<Authenticated, Unauthorized> {
     let authorization = crate::twilio_headers::at_most_once(
         &parts.headers,
@@ -132,9 +143,6 @@ fn authenticate(
         AuthError::Repeated,
     )
     .map_err(|reason| auth.refuse(reason))?;
-    let target = super::request_url::original_uri(parts)
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
     auth.check(authorization, parts.method.as_str(), target)
 }
 
@@ -153,7 +161,11 @@ pub(crate) fn check<R>(
     shared: &Shared<R>,
 ) -> Result<Verified, ValidationError> {
     let mut buf = super::request_url::UrlBuf::new();
-    let url = shared.url.write_url(parts, &mut buf);
+    // Checked before the body was read, so the prefix is there.
+    let path_and_query =
+        super::request_url::twilio_path_and_query(parts, shared.strip_prefix.as_ref())
+            .unwrap_or_default();
+    let url = shared.url.write_url(parts, path_and_query, &mut buf);
     let verdict = url.map_err(ValidationError::InvalidUrl).and_then(|url| {
         let verdict =
             validator
