@@ -91,6 +91,7 @@ impl RejectionLog {
         };
         let reason = event.rejection;
         let report_only = event.report_only;
+        let hint = lambda_hint(reason, event.url);
         // A request without any signature is what every scanner sends, and one without
         // credentials is how Twilio always starts: routine, not alarming.
         if matches!(
@@ -100,20 +101,20 @@ impl RejectionLog {
         ) {
             tracing::debug!(
                 target: "twilio_webhook",
-                %reason, %method, url, ?tried, report_only, suppressed,
+                %reason, %method, url, ?tried, report_only, suppressed, hint,
                 "rejected Twilio webhook"
             );
         } else if matches!(reason, Rejection::PathPrefixMissing) {
             // The deployment, not the request, is wrong: every webhook fails the same way.
             tracing::error!(
                 target: "twilio_webhook",
-                %reason, %method, url, ?tried, report_only, suppressed,
+                %reason, %method, url, ?tried, report_only, suppressed, hint,
                 "rejected Twilio webhook: the layer is configured for another deployment"
             );
         } else {
             tracing::warn!(
                 target: "twilio_webhook",
-                %reason, %method, url, ?tried, report_only, suppressed,
+                %reason, %method, url, ?tried, report_only, suppressed, hint,
                 "rejected Twilio webhook"
             );
         }
@@ -187,6 +188,29 @@ impl RejectionLog {
     }
 }
 
+/// Where a URL mismatch on AWS Lambda is most likely explained: the platform rewrites the path
+/// (API Gateway stages), the scheme (ALB HTTP listeners) or the query (REST APIs, ALB).
+fn lambda_hint(reason: &Rejection, url: Option<&str>) -> Option<&'static str> {
+    let url_problem = matches!(
+        reason,
+        Rejection::Invalid(ValidationError::SignatureMismatch | ValidationError::InvalidUrl(_))
+            | Rejection::PathPrefixMissing
+    );
+    let host = url
+        .and_then(|url| url.split_once("://"))
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    let on_aws = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+        || host.is_some_and(|host| {
+            let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
+            host.ends_with(".amazonaws.com") || host.ends_with(".on.aws")
+        });
+    (url_problem && on_aws).then_some(
+        "on AWS Lambda? see the README's \"AWS Lambda\" section: a stage in the path \
+         (strip_path_prefix), an ALB HTTP listener (derive_url(Scheme::Http)), a query \
+         rebuilt by a REST API or an ALB",
+    )
+}
+
 /// At most [`MAX_FIELD`] bytes, cut at a character boundary, marked with `…` when cut.
 pub(crate) fn truncate(text: &str) -> std::borrow::Cow<'_, str> {
     if text.len() <= MAX_FIELD {
@@ -243,6 +267,30 @@ mod tests {
         let later = start + WINDOW;
         assert_eq!(log.admit(2, later), Some(500));
         assert_eq!(log.admit(2, later), Some(0));
+    }
+
+    #[test]
+    fn a_url_mismatch_on_an_aws_host_points_at_the_lambda_section() {
+        let mismatch = Rejection::Invalid(ValidationError::SignatureMismatch);
+        for url in [
+            "https://wt6mne2s9k.execute-api.us-east-1.amazonaws.com/prod/sms",
+            "https://abc.lambda-url.eu-west-2.on.aws/sms",
+            "http://twilio-1.us-east-1.elb.amazonaws.com:80/sms",
+        ] {
+            let hint = lambda_hint(&mismatch, Some(url)).expect(url);
+            assert!(hint.contains("AWS Lambda"), "{hint}");
+        }
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+            assert_eq!(
+                lambda_hint(&mismatch, Some("https://hooks.example.com/sms")),
+                None
+            );
+        }
+        let other = Rejection::Invalid(ValidationError::MissingSignature);
+        assert_eq!(
+            lambda_hint(&other, Some("https://abc.lambda-url.eu-west-2.on.aws/sms")),
+            None
+        );
     }
 
     #[test]
