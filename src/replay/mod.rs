@@ -45,7 +45,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use key::{ClaimKey, ClaimOwner};
-pub use memory::{DEFAULT_CAPACITY, MemoryStore};
+pub use memory::{DEFAULT_CAPACITY, MemoryStore, StoreFull};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{DEFAULT_KEY_PREFIX, RedisStore};
