@@ -391,6 +391,28 @@ mod tests {
     }
 
     #[test]
+    fn for_log_shows_the_url_with_its_userinfo_redacted_and_every_variant_tried() {
+        let (url, tried) = for_log("https://twilio:s3cret@hooks.example.com/sms?a=1");
+        assert_eq!(url, "https://***@hooks.example.com/sms?a=1");
+        assert_eq!(
+            tried,
+            [
+                UrlVariant::AsReceived,
+                UrlVariant::PortToggled,
+                UrlVariant::WithoutUserinfo,
+                UrlVariant::WithoutUserinfoPortToggled,
+            ]
+        );
+        let (plain, tried) = for_log("https://hooks.example.com/sms");
+        assert_eq!(plain, "https://hooks.example.com/sms");
+        assert_eq!(tried, [UrlVariant::AsReceived, UrlVariant::PortToggled]);
+        // A URL that cannot be parsed (a bad port) still hides its password.
+        let (bad, tried) = for_log("https://twilio:s3cret@hooks.example.com:port/sms");
+        assert_eq!(bad, "https://***@hooks.example.com:port/sms");
+        assert!(tried.is_empty());
+    }
+
+    #[test]
     fn https_without_port_adds_443() {
         assert_eq!(
             all("https://example.com/sms?a=1"),
