@@ -439,8 +439,8 @@ impl<R> Guarded<R> {
     }
 
     /// The store's answer to a completion or a release, said when it is not what it should be.
-    /// One that failed is tried again in the background (dropping the claim does), until the
-    /// lease would have ended.
+    /// A completion that failed is tried again in the background (dropping the claim does),
+    /// until the lease would have ended.
     fn settled(self, what: &str, outcome: Result<Result<bool, StoreError>, Elapsed>) {
         let Self { held, shared, .. } = self;
         let checked = held.checked;
@@ -656,7 +656,7 @@ where
         let outcome = ready!(release.poll(cx));
         if let Some(guarded) = guarded.take() {
             guarded.settled(
-                "a release failed: tried again until its lease ends",
+                "a release failed: the claim's lease ends it",
                 outcome.map(|released| released.map(|()| true)),
             );
         }

@@ -151,6 +151,9 @@ enum OnDrop {
     Complete,
 }
 
+/// The pause between two tries of a completion that failed.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// A store operation bounded by the guard's store timeout.
 pub(crate) type Bounded<T> = tokio::time::Timeout<StoreFuture<T>>;
 
@@ -212,22 +215,55 @@ impl Drop for HeldClaim {
     fn drop(&mut self) {
         // Nobody is left to wait for it: run it on the runtime. A store whose operations work
         // when called (the memory store) has already done it.
-        let (operation, what): (StoreFuture<()>, &str) = match self.on_drop {
+        let what = match self.on_drop {
             OnDrop::Nothing => return,
-            OnDrop::Release => (self.store.release(self.key, self.owner), "a release"),
-            OnDrop::Complete => {
-                let complete = self.store.complete(self.key, self.owner, self.ttl);
-                (
-                    Box::pin(async move { complete.await.map(drop) }),
-                    "a completion",
-                )
+            OnDrop::Release => "a release",
+            OnDrop::Complete => "a completion",
+        };
+        let (store, key, owner, ttl, on_drop) = (
+            Arc::clone(&self.store),
+            self.key,
+            self.owner,
+            self.ttl,
+            self.on_drop,
+        );
+        let operation = move || -> StoreFuture<()> {
+            match on_drop {
+                OnDrop::Complete => {
+                    let complete = store.complete(key, owner, ttl);
+                    Box::pin(async move { complete.await.map(drop) })
+                }
+                _ => store.release(key, owner),
             }
         };
+        // A completion that fails now (Redis restarting) is asked again until the lease would
+        // have ended: one that never lands would let a re-send be handled twice once the lease
+        // ran out. A release is tried once: one that never lands only holds up the re-send
+        // until the lease ends, and a store that is down must not be asked again by every
+        // request refused meanwhile.
         let timeout = self.timeout;
+        let give_up_after = match on_drop {
+            OnDrop::Complete => self.lease,
+            _ => Duration::ZERO,
+        };
+        let first = operation();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Ok(Err(error)) = tokio::time::timeout(timeout, operation).await {
-                    tracing::error!(target: "twilio_webhook", %error, "replay guard: {what} failed; the claim's lease ends it");
+                let deadline = tokio::time::Instant::now() + give_up_after;
+                let mut attempt = first;
+                loop {
+                    let error: Box<dyn std::error::Error + Send + Sync> =
+                        match tokio::time::timeout(timeout, attempt).await {
+                            Ok(Ok(())) => return,
+                            Ok(Err(error)) => error,
+                            Err(elapsed) => Box::new(elapsed),
+                        };
+                    if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+                        tracing::error!(target: "twilio_webhook", %error, "replay guard: {what} failed; the claim's lease ends it");
+                        return;
+                    }
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    attempt = operation();
                 }
             });
         }

@@ -231,3 +231,71 @@ async fn one_accounts_flood_through_the_layer_leaves_another_accounts_claims() {
         "the victim's replay would be handled again"
     );
 }
+
+/// A memory store whose first completions fail, as a Redis restarting would.
+struct FlakyCompletions {
+    store: MemoryStore,
+    failures_left: std::sync::atomic::AtomicUsize,
+}
+
+impl twilio_webhook::replay::ReplayStore for FlakyCompletions {
+    fn claim(
+        &self,
+        key: twilio_webhook::replay::ClaimKey,
+        owner: twilio_webhook::replay::ClaimOwner,
+        lease: Duration,
+    ) -> twilio_webhook::replay::StoreFuture<twilio_webhook::replay::Claim> {
+        self.store.claim(key, owner, lease)
+    }
+    fn renew(
+        &self,
+        key: twilio_webhook::replay::ClaimKey,
+        owner: twilio_webhook::replay::ClaimOwner,
+        lease: Duration,
+    ) -> twilio_webhook::replay::StoreFuture<bool> {
+        self.store.renew(key, owner, lease)
+    }
+    fn complete(
+        &self,
+        key: twilio_webhook::replay::ClaimKey,
+        owner: twilio_webhook::replay::ClaimOwner,
+        ttl: Duration,
+    ) -> twilio_webhook::replay::StoreFuture<bool> {
+        use std::sync::atomic::Ordering;
+        let fail = self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Box::pin(async { Err("connection reset".into()) });
+        }
+        self.store.complete(key, owner, ttl)
+    }
+    fn release(
+        &self,
+        key: twilio_webhook::replay::ClaimKey,
+        owner: twilio_webhook::replay::ClaimOwner,
+    ) -> twilio_webhook::replay::StoreFuture<()> {
+        self.store.release(key, owner)
+    }
+}
+
+#[tokio::test]
+async fn a_completion_that_fails_is_tried_again_so_the_resend_is_a_duplicate() {
+    let store = FlakyCompletions {
+        store: MemoryStore::new(100),
+        failures_left: std::sync::atomic::AtomicUsize::new(2),
+    };
+    let app = suite::App::new(Box::new(store), |g| {
+        g.lease(Duration::from_millis(300))
+            .in_progress_wait(Duration::from_millis(50))
+    });
+    assert_eq!(app.send(&suite::webhook(1)).await, suite::Outcome::Handled);
+    // Past the lease: a claim left in progress would be free again, and handled twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.send(&suite::webhook(1)).await,
+        suite::Outcome::Duplicate
+    );
+    assert_eq!(app.handled(), 1);
+}
