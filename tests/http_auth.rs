@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
 use twilio_webhook::http_auth::{
-    Algorithm, AuthError, Credentials, HttpAuth, basic_authorization, digest_authorization,
+    Algorithm, AuthError, Credentials, HttpAuth, HttpAuthError, basic_authorization,
+    digest_authorization,
 };
 
 const SECRET: &[u8] = b"a nonce secret every replica shares, 32+ bytes";
@@ -396,5 +397,55 @@ proptest! {
         let refused = digest.check_at(Some(&header), "POST", "/sms", now());
         prop_assert!(refused.is_err());
         prop_assert!(!refused.unwrap_err().challenges().is_empty());
+    }
+}
+
+#[test]
+fn the_scheme_is_named_as_its_challenge_names_it() {
+    let basic = HttpAuth::basic([pair("twilio", "s3cret")]).unwrap();
+    assert_eq!(basic.scheme(), "Basic");
+    assert_eq!(digest(&[("twilio", "s3cret")]).scheme(), "Digest");
+}
+
+#[test]
+fn a_realm_with_a_quote_backslash_or_control_character_is_refused() {
+    let basic = || HttpAuth::basic([pair("twilio", "s3cret")]).unwrap();
+    for bad in ["", "a\"b", "a\\b", "a\nb", "\u{7}"] {
+        assert_eq!(
+            basic().realm(bad).err(),
+            Some(HttpAuthError::InvalidRealm),
+            "{bad:?}"
+        );
+    }
+    let named = basic().realm("Twilio webhooks").unwrap();
+    let challenge = named.check(None, "POST", "/sms").unwrap_err();
+    assert!(challenge.challenges()[0].contains("realm=\"Twilio webhooks\""));
+}
+
+#[test]
+fn an_authorization_over_4_kib_or_not_ascii_is_malformed_before_it_is_parsed() {
+    let basic = HttpAuth::basic([pair("twilio", "s3cret")]).unwrap();
+    let good = basic_authorization(&pair("twilio", "s3cret"));
+    // Exactly at the limit, padded with the spaces a token may carry: still read.
+    let at_limit = format!("{good}{}", " ".repeat(4096 - good.len()));
+    assert_eq!(at_limit.len(), 4096);
+    assert!(basic.check(Some(&at_limit), "POST", "/sms").is_ok());
+    let over = format!("{at_limit} ");
+    assert_eq!(
+        basic
+            .check(Some(&over), "POST", "/sms")
+            .unwrap_err()
+            .reason(),
+        AuthError::Malformed
+    );
+    for non_ascii in [format!("{good}é"), "Basic é".to_owned()] {
+        assert_eq!(
+            basic
+                .check(Some(&non_ascii), "POST", "/sms")
+                .unwrap_err()
+                .reason(),
+            AuthError::Malformed,
+            "{non_ascii:?}"
+        );
     }
 }
