@@ -449,3 +449,31 @@ fn an_authorization_over_4_kib_or_not_ascii_is_malformed_before_it_is_parsed() {
         );
     }
 }
+
+#[test]
+fn each_scheme_refuses_the_other_as_the_wrong_scheme() {
+    let basic = HttpAuth::basic([pair("twilio", "s3cret")]).unwrap();
+    let digest = digest(&[("twilio", "s3cret")]);
+    let basic_header = basic_authorization(&pair("twilio", "s3cret"));
+    assert_eq!(
+        digest
+            .check(Some(&basic_header), "POST", "/sms")
+            .unwrap_err()
+            .reason(),
+        AuthError::WrongScheme
+    );
+    let digest_header = answer(&digest, &pair("twilio", "s3cret"), "POST", "/sms", 0);
+    assert_eq!(
+        basic
+            .check(Some(&digest_header), "POST", "/sms")
+            .unwrap_err()
+            .reason(),
+        AuthError::WrongScheme
+    );
+}
+
+#[test]
+fn users_lists_the_configured_user_names() {
+    let auth = HttpAuth::basic([pair("twilio", "a"), pair("backup", "b")]).unwrap();
+    assert_eq!(auth.users().collect::<Vec<_>>(), ["twilio", "backup"]);
+}
