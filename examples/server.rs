@@ -83,7 +83,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let guard = match std::env::var("REDIS_URL") {
         Ok(redis_url) => {
             let client = redis::Client::open(redis_url.as_str())?;
-            let connection = redis::aio::ConnectionManager::new(client).await?;
+            // Answers within the guard's store timeout (1 s), and a reconnect at most a
+            // quarter second after Redis is back (the default backoff waits up to 3.2 s):
+            // claims that could not be completed during an outage land well within their
+            // lease.
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(std::time::Duration::from_millis(500)))
+                .set_response_timeout(Some(std::time::Duration::from_millis(500)))
+                .set_max_delay(std::time::Duration::from_millis(250));
+            let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
             println!("duplicate guard: Redis at {}", redact_userinfo(&redis_url));
             ReplayGuard::new(RedisStore::new(connection))
         }

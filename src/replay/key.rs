@@ -195,6 +195,17 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_key_shows_as_its_hex_and_its_owner_as_process_and_request() {
+        let key = ClaimKey::from_bytes([0xab; 16]);
+        assert_eq!(key.to_string(), "ab".repeat(16));
+        assert_eq!(format!("{key:?}"), format!("ClaimKey({})", "ab".repeat(16)));
+        let owner = ClaimOwner::unique();
+        assert_eq!(format!("{owner:?}"), format!("ClaimOwner({owner})"));
+        assert_eq!(ClaimKey::for_tenant([1; 16], 7).tenant(), 7);
+        assert_eq!(ClaimKey::from_bytes([1; 16]).tenant(), 0);
+    }
+
+    #[test]
     fn a_key_identity_shows_nothing_of_the_key() {
         let (verified, _) = verified_by(&Validator::new("token one"), "token one", "Body=hi");
         assert_eq!(format!("{:?}", verified.key_identity), "KeyIdentity(..)");
