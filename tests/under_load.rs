@@ -32,8 +32,6 @@ const PUBLIC_URL: &str = "https://hooks.example.com";
 const USER: &str = "twilio";
 const PASSWORD: &str = "load-test-password";
 
-static SERVERS: AtomicU64 = AtomicU64::new(0);
-
 /// One instance of the example server.
 struct Server {
     child: Child,
@@ -54,21 +52,9 @@ impl Server {
             .env("BASIC_AUTH", format!("{USER}:{PASSWORD}"))
             .env("REPLAY_FAIL_CLOSED", "1")
             .env("TWILIO_AUTH_TOKEN", DEMO_AUTH_TOKEN)
-            .env(
-                "RUST_LOG",
-                std::env::var("TWILIO_WEBHOOK_LOAD_LOG").unwrap_or_else(|_| "off".into()),
-            )
+            .env("RUST_LOG", "off")
             .stdout(Stdio::piped())
-            .stderr(match std::env::var("TWILIO_WEBHOOK_LOAD_LOG_DIR") {
-                Ok(dir) => Stdio::from(
-                    std::fs::File::create(format!(
-                        "{dir}/server-{}.log",
-                        SERVERS.fetch_add(1, Ordering::Relaxed)
-                    ))
-                    .unwrap(),
-                ),
-                Err(_) => Stdio::null(),
-            })
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -264,9 +250,6 @@ async fn two_instances_one_redis_restarted_every_webhook_handled_once() {
     let handled = tally.handled.lock().unwrap();
     let distinct = next.load(Ordering::Relaxed);
     let twice: Vec<_> = handled.iter().filter(|(_, count)| **count > 1).collect();
-    if let Ok(dir) = std::env::var("TWILIO_WEBHOOK_LOAD_LOG_DIR") {
-        std::fs::write(format!("{dir}/twice.txt"), format!("{twice:?}")).unwrap();
-    }
     let never: Vec<u64> = (0..distinct).filter(|n| !handled.contains_key(n)).collect();
     let unexpected = tally.unexpected.lock().unwrap();
     println!(
