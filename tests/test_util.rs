@@ -179,3 +179,9 @@ fn json_to_a_url_with_another_body_sha256_is_a_mistake_in_the_test() {
     let url = format!("{BASE}/events?bodySHA256={}", "0".repeat(64));
     let _ = WebhookRequest::json(&url, "{}").signed_with(TOKEN).build();
 }
+
+#[test]
+fn authenticated_for_tests_names_its_user() {
+    let who = twilio_webhook::http_auth::Authenticated::for_tests("twilio");
+    assert_eq!(who.user(), "twilio");
+}
