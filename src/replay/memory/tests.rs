@@ -327,3 +327,99 @@ fn concurrent_claims_of_one_key_have_one_winner() {
     });
     assert_eq!(winners, 1);
 }
+
+#[test]
+fn is_empty_and_debug_say_what_is_held() {
+    let store = MemoryStore::new(10);
+    assert!(store.is_empty());
+    let owner = ClaimOwner::unique();
+    store.claim_now(key(1), owner, LEASE).unwrap();
+    assert!(!store.is_empty());
+    assert_eq!(
+        format!("{store:?}"),
+        "MemoryStore { claims: 1, in_progress: 1, capacity: 10, dropped_early: 0 }"
+    );
+    assert!(store.complete_now(key(1), owner, HOUR));
+    assert_eq!(
+        format!("{store:?}"),
+        "MemoryStore { claims: 1, in_progress: 0, capacity: 10, dropped_early: 0 }"
+    );
+    let running = ClaimOwner::unique();
+    store.claim_now(key(2), running, LEASE).unwrap();
+    store.release_now(key(2), running);
+    assert!(format!("{store:?}").contains("in_progress: 0"));
+}
+
+#[test]
+fn a_stale_entry_reaching_the_front_never_expires_the_claim_taken_since() {
+    // Key 1 is handled with a short TTL behind key 2's longer one, expires, and is handled
+    // again with a long TTL while its first queue entry is still queued behind key 2. When key
+    // 2 expires and the sweep reaches key 1's first entry, the claim taken since must stay.
+    let store = MemoryStore::new(10);
+    let complete = |key, ttl| {
+        let owner = ClaimOwner::unique();
+        assert_eq!(store.claim_now(key, owner, LEASE), Ok(Claim::Claimed));
+        assert!(store.complete_now(key, owner, ttl));
+    };
+    complete(key(2), Duration::from_millis(120));
+    complete(key(1), Duration::from_millis(20));
+    std::thread::sleep(Duration::from_millis(40));
+    complete(key(1), HOUR);
+    std::thread::sleep(Duration::from_millis(100));
+    // Sweeps key 2, then key 1's stale first entry.
+    assert_eq!(handle(&store, key(3)), Ok(Claim::Claimed));
+    assert_eq!(handle(&store, key(1)), Ok(Claim::Handled));
+}
+
+#[test]
+fn an_account_at_its_share_is_not_pushed_out_by_another_at_its_share() {
+    // Capacity 6, three accounts: a share of 2 each. Account 1 holds 3 (over), 0 and 2 hold
+    // 2 and 1. When account 0 (at its share) claims, account 1 gives up its oldest.
+    let store = MemoryStore::new(6);
+    for (tenant, n) in [(1, 0), (1, 1), (1, 2), (0, 0), (0, 1), (2, 0)] {
+        assert_eq!(handle(&store, key_of(tenant, n)), Ok(Claim::Claimed));
+    }
+    assert_eq!(handle(&store, key_of(0, 2)), Ok(Claim::Claimed));
+    assert_eq!(
+        handle(&store, key_of(0, 0)),
+        Ok(Claim::Handled),
+        "account 0 kept its own"
+    );
+    assert_eq!(
+        handle(&store, key_of(1, 0)),
+        Ok(Claim::Claimed),
+        "account 1's oldest went"
+    );
+
+    // Capacity 6 again: account 0 holds 1 (under its share of 2), accounts 1 and 2 hold 2
+    // each (at their share), and a handler runs. Account 0's claim pushes out its own oldest,
+    // not theirs.
+    let store = MemoryStore::new(6);
+    for (tenant, n) in [(1, 0), (1, 1), (2, 0), (2, 1), (0, 0)] {
+        assert_eq!(handle(&store, key_of(tenant, n)), Ok(Claim::Claimed));
+    }
+    store
+        .claim_now(key_of(9, 0), ClaimOwner::unique(), LEASE)
+        .unwrap();
+    assert_eq!(handle(&store, key_of(0, 1)), Ok(Claim::Claimed));
+    for (tenant, n) in [(1, 0), (1, 1), (2, 0), (2, 1)] {
+        assert_eq!(
+            handle(&store, key_of(tenant, n)),
+            Ok(Claim::Handled),
+            "{tenant} {n}"
+        );
+    }
+}
+
+#[test]
+fn accounts_that_hold_nothing_are_forgotten() {
+    let store = MemoryStore::new(10);
+    for tenant in 0..10_000u64 {
+        assert_eq!(handle(&store, key_of(tenant, 0)), Ok(Claim::Claimed));
+    }
+    let tenants = store.lock().tenants.len();
+    assert!(
+        tenants <= 2 * 10 + 17,
+        "{tenants} accounts kept for 10 claims"
+    );
+}
