@@ -423,3 +423,21 @@ fn accounts_that_hold_nothing_are_forgotten() {
         "{tenants} accounts kept for 10 claims"
     );
 }
+
+#[test]
+fn an_account_whose_claims_all_expired_holds_no_share() {
+    let store = MemoryStore::new(10);
+    let ttl = Duration::from_millis(20);
+    for n in 0..3 {
+        let owner = ClaimOwner::unique();
+        store.claim_now(key_of(5, n), owner, LEASE).unwrap();
+        assert!(store.complete_now(key_of(5, n), owner, ttl));
+    }
+    assert_eq!(store.lock().holders, 1);
+    std::thread::sleep(ttl);
+    // Sweeps all three.
+    assert_eq!(handle(&store, key_of(6, 0)), Ok(Claim::Claimed));
+    let claims = store.lock();
+    assert_eq!(claims.holders, 1, "account 6 only");
+    assert!(!claims.tenants.contains_key(&5));
+}
