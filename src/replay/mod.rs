@@ -38,6 +38,8 @@ mod key;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis-cluster")]
+mod redis_cluster;
 
 use core::fmt;
 use std::future::Future;
@@ -49,6 +51,9 @@ pub use memory::{DEFAULT_CAPACITY, MemoryStore, StoreFull};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{DEFAULT_KEY_PREFIX, RedisStore};
+#[cfg(feature = "redis-cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+pub use redis_cluster::{DEFAULT_RESPONSE_TIMEOUT, RedisCluster};
 
 /// Errors a store may return, boxed.
 pub type StoreError = Box<dyn std::error::Error + Send + Sync>;

@@ -33,7 +33,7 @@ fn required() -> bool {
     std::env::var("TWILIO_WEBHOOK_REQUIRE_REDIS").is_ok_and(|v| v == "1")
 }
 
-fn skip(why: &str) {
+pub fn skip(why: &str) {
     assert!(
         !required(),
         "Redis is required (TWILIO_WEBHOOK_REQUIRE_REDIS=1) but {why}"

@@ -1,0 +1,262 @@
+//! A real Redis Cluster for the tests: six `redis-server` processes on free loopback ports
+//! (three masters, one replica each), joined by `redis-cli --cluster create`.
+//!
+//! Without `redis-server`/`redis-cli` the cluster tests skip with a loud message, unless
+//! `TWILIO_WEBHOOK_REQUIRE_REDIS=1` (set by CI), where they fail.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::redis_server::skip;
+
+/// How long a node may be unreachable before the others mark it failed (ms). Short, so a
+/// failover happens within seconds in the test; production clusters use 15 s by default.
+pub const NODE_TIMEOUT_MS: u64 = 2000;
+
+pub struct Node {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+pub struct RedisCluster {
+    pub nodes: Vec<Node>,
+    dir: PathBuf,
+}
+
+/// A port `p` with `p` and its cluster-bus port `p + 10000` both free.
+fn free_port_pair(taken: &[u16]) -> Option<u16> {
+    for _ in 0..200 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        if port > 55_000 || taken.contains(&port) || taken.contains(&(port + 10_000)) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return Some(port);
+        }
+    }
+    None
+}
+
+fn connection(port: u16) -> Option<redis::Connection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()
+}
+
+/// One command to one node, `None` when the node does not answer.
+pub fn ask<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
+    let mut connection = connection(port)?;
+    connection
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(&mut connection).ok()
+}
+
+/// A line `name:value` of an `INFO`-style reply.
+pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+impl RedisCluster {
+    /// Starts six nodes and joins them; `None` (after a loud skip, or a failure in CI) when
+    /// the Redis tools are missing.
+    pub fn start() -> Option<Self> {
+        let mut ports = Vec::new();
+        for _ in 0..6 {
+            let Some(port) = free_port_pair(&ports) else {
+                skip("no free loopback ports for a cluster");
+                return None;
+            };
+            ports.push(port);
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "twilio-webhook-cluster-{}",
+            crate::redis_server::unique()
+        ));
+        std::fs::create_dir_all(&dir).ok()?;
+        let mut cluster = Self {
+            nodes: ports
+                .iter()
+                .map(|&port| Node { port, child: None })
+                .collect(),
+            dir,
+        };
+        for i in 0..6 {
+            if !cluster.start_node(i) {
+                skip("redis-server could not be started in cluster mode");
+                return None;
+            }
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for port in &ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let created = create
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !created.is_ok_and(|status| status.success()) {
+            skip("redis-cli --cluster create failed (is redis-cli installed?)");
+            return None;
+        }
+        assert!(
+            cluster.wait_ok(Duration::from_secs(30)).is_some(),
+            "the cluster did not report ok"
+        );
+        Some(cluster)
+    }
+
+    fn start_node(&mut self, i: usize) -> bool {
+        let port = self.nodes[i].port;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .arg("--cluster-config-file")
+            .arg(self.dir.join(format!("nodes-{port}.conf")))
+            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.nodes[i].child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The seed URLs a cluster client starts from.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| format!("redis://127.0.0.1:{}", node.port))
+            .collect()
+    }
+
+    fn running(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|node| node.child.is_some())
+    }
+
+    /// Ports of the nodes that are masters now, as the running nodes see it.
+    pub fn masters(&self) -> Vec<u16> {
+        self.running()
+            .filter(|node| {
+                ask::<String>(node.port, &["INFO", "replication"])
+                    .is_some_and(|info| field(&info, "role") == Some("master"))
+            })
+            .map(|node| node.port)
+            .collect()
+    }
+
+    /// Waits until every running node reports `cluster_state:ok`, three masters cover the
+    /// slots, and every running node agrees on who they are; how long that took.
+    pub fn wait_ok(&self, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let all_ok = self.running().all(|node| {
+                ask::<String>(node.port, &["CLUSTER", "INFO"])
+                    .is_some_and(|info| field(&info, "cluster_state") == Some("ok"))
+            });
+            if all_ok && self.masters().len() == 3 && self.views_agree() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Whether every running node lists the same running masters (none marked failed).
+    fn views_agree(&self) -> bool {
+        let masters = self.masters();
+        self.running().all(|node| {
+            let Some(nodes) = ask::<String>(node.port, &["CLUSTER", "NODES"]) else {
+                return false;
+            };
+            let listed: Vec<u16> = nodes
+                .lines()
+                .filter(|line| {
+                    let flags = line.split(' ').nth(2).unwrap_or("");
+                    flags.contains("master") && !flags.contains("fail")
+                })
+                .filter_map(|line| {
+                    let address = line.split(' ').nth(1)?;
+                    address.split(['@', ':']).nth(1)?.parse().ok()
+                })
+                .collect();
+            listed.len() == masters.len() && masters.iter().all(|port| listed.contains(port))
+        })
+    }
+
+    /// Keys held by the master on `port`.
+    pub fn keys_on(&self, port: u16) -> u64 {
+        ask(port, &["DBSIZE"]).unwrap_or(0)
+    }
+
+    /// The replicas of the master on `port`, with whether each has caught up with it (same
+    /// replication offset).
+    pub fn replicas_caught_up(&self, port: u16) -> bool {
+        let Some(info) = ask::<String>(port, &["INFO", "replication"]) else {
+            return false;
+        };
+        let Some(offset) = field(&info, "master_repl_offset") else {
+            return false;
+        };
+        let replicas: Vec<&str> = info
+            .lines()
+            .filter(|line| line.starts_with("slave") && line.contains("offset="))
+            .collect();
+        !replicas.is_empty()
+            && replicas.iter().all(|line| {
+                line.split(',')
+                    .find_map(|part| part.strip_prefix("offset="))
+                    .is_some_and(|replica| replica == offset)
+            })
+    }
+
+    /// Kills the node on `port` (SIGKILL: a crash, not a shutdown).
+    pub fn kill(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|node| node.port == port)
+            .expect("a node of this cluster");
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
