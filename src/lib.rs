@@ -52,6 +52,7 @@
 //! | `tower` | yes | [`middleware`]: the tower `Layer`, for hyper and any tower stack |
 //! | `axum` | yes | reads axum's `OriginalUri` (layers inside `Router::nest` see the full path); `Verified` as an extractor |
 //! | `redis` | no | `replay::RedisStore`: the duplicate guard shared by several instances |
+//! | `redis-cluster` | no | `replay::RedisCluster`: the store on a Redis Cluster, back within seconds after a failover |
 //! | `test-util` | no | `test_util`: signed requests for your tests |
 //! | `cli` | no | the `twilio-webhook` command-line tool |
 //!
@@ -76,7 +77,12 @@
 
 /// The README's examples, compiled and run as doc tests so they stay true (they use the
 /// Redis store and `test_util`, so they need every feature: `cargo test --all-features`).
-#[cfg(all(doctest, feature = "axum", feature = "redis", feature = "test-util"))]
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "redis-cluster",
+    feature = "test-util"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
 

@@ -30,7 +30,8 @@
 //! `MessageSid` is shared by a message's later status callbacks, so it is not the key either.
 //!
 //! The stores: [`MemoryStore`] (the default: one process), and `RedisStore` (feature `redis`:
-//! several instances sharing one guard). A store that fails does not lose the webhook: by
+//! several instances sharing one guard; on a Redis Cluster through `RedisCluster`, feature
+//! `redis-cluster`). A store that fails does not lose the webhook: by
 //! default the request passes, marked [`ReplayCheck::NotChecked`], with an error event;
 //! the middleware's guard can fail closed (`503`) instead.
 

@@ -76,7 +76,9 @@ fn connection_broke(error: &redis::RedisError) -> bool {
 ///
 /// Takes a connection you configured (TLS, authentication, database, timeouts are yours); by
 /// default the `redis` crate's [`ConnectionManager`], which reconnects by itself after Redis
-/// restarts. Any other async connection works too (a cluster connection, for one).
+/// restarts. Any other async connection works too; on a Redis Cluster use
+/// `RedisCluster` (feature `redis-cluster`), which replaces a cluster connection that stops
+/// answering after a failover.
 ///
 /// - claim: `SET <prefix><key> p:<owner> NX PX <lease>` (in a script that also says, when the
 ///   key is held, whether it is in progress or handled), one atomic insert-if-absent;
@@ -86,7 +88,8 @@ fn connection_broke(error: &redis::RedisError) -> bool {
 /// - a command that fails because the connection broke is tried once more (the connection
 ///   manager reconnects after a failed command), so a Redis that is back is used at once.
 ///
-/// Every command touches one key, so it works on a Redis Cluster as it is: no hash tags.
+/// Every command touches one key, so on a Redis Cluster no hash tags are needed (and a key
+/// prefix with `{..}` would put every claim on one master).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -18,6 +18,8 @@ pub const NODE_TIMEOUT_MS: u64 = 2000;
 pub struct Node {
     pub port: u16,
     child: Option<Child>,
+    /// Stopped with SIGSTOP: its connections stay open and nothing answers (a hung host).
+    paused: bool,
 }
 
 pub struct RedisCluster {
@@ -90,7 +92,11 @@ impl RedisCluster {
         let mut cluster = Self {
             nodes: ports
                 .iter()
-                .map(|&port| Node { port, child: None })
+                .map(|&port| Node {
+                    port,
+                    child: None,
+                    paused: false,
+                })
                 .collect(),
             dir,
         };
@@ -156,7 +162,9 @@ impl RedisCluster {
     }
 
     fn running(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(|node| node.child.is_some())
+        self.nodes
+            .iter()
+            .filter(|node| node.child.is_some() && !node.paused)
     }
 
     /// Ports of the nodes that are masters now, as the running nodes see it.
@@ -235,17 +243,32 @@ impl RedisCluster {
             })
     }
 
-    /// Kills the node on `port` (SIGKILL: a crash, not a shutdown).
-    pub fn kill(&mut self, port: u16) {
-        let node = self
-            .nodes
+    fn node(&mut self, port: u16) -> &mut Node {
+        self.nodes
             .iter_mut()
             .find(|node| node.port == port)
-            .expect("a node of this cluster");
-        if let Some(mut child) = node.child.take() {
+            .expect("a node of this cluster")
+    }
+
+    /// Kills the node on `port` (SIGKILL: a crash, not a shutdown; its sockets close).
+    pub fn kill(&mut self, port: u16) {
+        if let Some(mut child) = self.node(port).child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the node on `port` (SIGSTOP: a hung host; its sockets stay open, unanswered).
+    /// It is killed when the cluster is dropped.
+    pub fn pause(&mut self, port: u16) {
+        let node = self.node(port);
+        let pid = node.child.as_ref().expect("a running node").id();
+        let stopped = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(stopped, "could not stop the node on port {port}");
+        node.paused = true;
     }
 }
 
