@@ -174,6 +174,34 @@ fn digest_refuses_each_wrong_field_for_its_reason() {
         check(&good.replace("nc=00000001", "nc=1"), "POST", "/sms"),
         AuthError::Malformed
     );
+    // Each alone: eight characters but not hex; an empty cnonce.
+    assert_eq!(
+        check(&good.replace("nc=00000001", "nc=0000000g"), "POST", "/sms"),
+        AuthError::Malformed
+    );
+    assert_eq!(
+        check(
+            &good.replace("cnonce=\"0a4f113b\"", "cnonce=\"\""),
+            "POST",
+            "/sms"
+        ),
+        AuthError::Malformed
+    );
+    // `userhash`: a hashed user name cannot be matched (refused as malformed); `false` is
+    // the plain user name, accepted.
+    assert_eq!(
+        check(&format!("{good}, userhash=true"), "POST", "/sms"),
+        AuthError::Malformed
+    );
+    assert!(
+        auth.check_at(
+            Some(&format!("{good}, userhash=false")),
+            "POST",
+            "/sms",
+            now()
+        )
+        .is_ok()
+    );
     // A tampered nonce.
     let nonce_at = good.find("nonce=\"").unwrap() + 7;
     let mut tampered = good.clone();
@@ -357,6 +385,66 @@ fn bad_configuration_is_refused_and_debug_shows_no_secret() {
         "{shown}"
     );
     assert!(shown.contains("twilio"));
+}
+
+#[test]
+fn the_client_answers_md5_and_sha_256_in_any_case_and_refuses_other_algorithms() {
+    let twilio = pair("twilio", "digest pass");
+    let auth = digest(&[("twilio", "digest pass")]);
+    let challenge = auth
+        .check_at(None, "POST", "/sms", now())
+        .unwrap_err()
+        .challenges()[1]
+        .clone();
+    assert!(challenge.contains("algorithm=MD5"), "{challenge}");
+    for (spelling, accepted) in [
+        ("algorithm=md5", true),
+        ("algorithm=MD5", true),
+        ("algorithm=sha-256", true),
+        ("algorithm=SHA-512", false),
+        ("algorithm=MD5-sess", false),
+    ] {
+        let offered = challenge.replace("algorithm=MD5", spelling);
+        let answer = digest_authorization(&offered, &twilio, "POST", "/sms", "0a4f113b");
+        assert_eq!(answer.is_ok(), accepted, "{spelling}");
+        if !accepted {
+            assert_eq!(answer.unwrap_err(), AuthError::UnsupportedAlgorithm);
+        }
+    }
+}
+
+#[test]
+fn every_error_has_a_message_of_its_own() {
+    let reasons = [
+        AuthError::Missing,
+        AuthError::Repeated,
+        AuthError::Malformed,
+        AuthError::WrongScheme,
+        AuthError::WrongCredentials,
+        AuthError::WrongRealm,
+        AuthError::UnsupportedAlgorithm,
+        AuthError::UnsupportedQop,
+        AuthError::WrongUri,
+        AuthError::InvalidNonce,
+        AuthError::StaleNonce,
+    ]
+    .map(|reason| reason.to_string());
+    let configuration = [
+        HttpAuthError::NoCredentials,
+        HttpAuthError::InvalidUser,
+        HttpAuthError::InvalidPassword,
+        HttpAuthError::InvalidRealm,
+        HttpAuthError::NoAlgorithm,
+        HttpAuthError::WeakNonceSecret,
+    ]
+    .map(|error| error.to_string());
+    for messages in [&reasons[..], &configuration[..]] {
+        let distinct: std::collections::HashSet<&String> = messages.iter().collect();
+        assert_eq!(distinct.len(), messages.len(), "{messages:?}");
+        assert!(messages.iter().all(|m| m.len() > 10), "{messages:?}");
+    }
+    assert!(reasons[1].contains("several"));
+    assert!(configuration[5].contains("secret"));
 }
 
 #[test]

@@ -16,8 +16,9 @@ pub(super) fn check(credentials: &[Credentials], token: &str) -> Result<usize, A
     let token = token.trim_matches(' ');
     let mut decoded = [0u8; MAX_DECODED];
     let len = match STANDARD.decode_slice(token.as_bytes(), &mut decoded) {
-        Ok(len) if !token.is_empty() => len,
-        _ => return Err(AuthError::Malformed),
+        // An empty token decodes to nothing, which has no `:`: malformed below.
+        Ok(len) => len,
+        Err(_) => return Err(AuthError::Malformed),
     };
     let decoded = &decoded[..len];
     if !decoded.contains(&b':') {
@@ -28,7 +29,8 @@ pub(super) fn check(credentials: &[Credentials], token: &str) -> Result<usize, A
     let mut index = 0u64;
     for (i, pair) in credentials.iter().enumerate() {
         let matches = presented.ct_eq(pair.basic_digest());
-        index = u64::conditional_select(&index, &(i as u64), matches & !found);
+        // Two pairs can match only if they are the same pair: keeping the last is as good.
+        index = u64::conditional_select(&index, &(i as u64), matches);
         found |= matches;
     }
     if bool::from(found) {

@@ -144,6 +144,26 @@ mod tests {
     }
 
     #[test]
+    fn a_nonce_up_to_the_clock_skew_ahead_is_accepted_and_not_a_second_more() {
+        let secret = NonceSecret::new(&[7; 32]).unwrap();
+        let issued = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let nonce = secret.issue(issued);
+        let minute = Duration::from_secs(60);
+        // Another instance whose clock is behind the issuer's by the allowed skew, exactly.
+        assert_eq!(secret.verify(&nonce, issued - CLOCK_SKEW, minute), Ok(true));
+        assert_eq!(
+            secret.verify(&nonce, issued - CLOCK_SKEW - Duration::from_secs(1), minute),
+            Err(AuthError::InvalidNonce)
+        );
+    }
+
+    #[test]
+    fn debug_says_redacted_and_nothing_else() {
+        let secret = NonceSecret::new(&[7; 32]).unwrap();
+        assert_eq!(format!("{secret:?}"), "NonceSecret([redacted])");
+    }
+
+    #[test]
     fn a_nonce_has_one_spelling() {
         let secret = NonceSecret::new(&[7; 32]).unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
