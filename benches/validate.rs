@@ -1,7 +1,8 @@
 //! The cost of validation against the floor, on webhooks as Twilio sends them.
 //!
 //! Run: `cargo bench --bench validate`. For each webhook, in one run, interleaved (so a burst
-//! of load on a shared machine hits every row alike), the median of 41 rounds of:
+//! of load on a shared machine hits every row alike), the median of 41 rounds (and, after the
+//! `|`, the fastest round: the figure load moves least) of:
 //!
 //! 1. the floor: HMAC-SHA1 over the exact signed bytes with a prepared key (a clone of a keyed
 //!    `Hmac`), what any validator must at least do;
@@ -25,7 +26,7 @@ use std::hint::black_box;
 use base64::Engine as _;
 use fixtures::{form_body, inbound_sms, inbound_sms_variant, media_webhook, tiny_params};
 use hmac::{Hmac, KeyInit, Mac};
-use support::{Bench, hmac_floor_rotating, medians, rounds};
+use support::{Bench, hmac_floor_rotating, rounds, summaries};
 use twilio_webhook::{Validator, compute_signature, signed_string};
 
 const TOKEN: &str = "7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60";
@@ -52,7 +53,7 @@ fn case(params: &[(String, String)]) -> Case {
 fn main() {
     let rounds = rounds();
     println!(
-        "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
+        "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12}",
         "webhook",
         "body B",
         "floor ns",
@@ -62,6 +63,10 @@ fn main() {
         "valid/f",
         "rej/f",
         "naive/f"
+    );
+    println!(
+        "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12}",
+        "", "", "median", "median", "median", "median", "median|min", "median|min", "median|min"
     );
     let rotation: Vec<Case> = (1..=300).map(|n| case(&inbound_sms_variant(n))).collect();
     for (name, cases) in [
@@ -109,19 +114,26 @@ fn main() {
                 }),
             ),
         ];
-        let m = medians(&mut benches, rounds);
+        let s = summaries(&mut benches, rounds);
         let body = cases.iter().map(|c| c.body.len()).sum::<usize>() / cases.len();
+        let ratio = |i: usize| {
+            format!(
+                "{:.2}|{:.2}",
+                s[i].median / s[0].median,
+                s[i].min / s[0].min
+            )
+        };
         println!(
-            "{:<14} {:>7} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>9.2}",
+            "{:<14} {:>7} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>12} {:>12} {:>12}",
             name,
             body,
-            m[0],
-            m[1],
-            m[2],
-            m[3],
-            m[2] / m[0],
-            m[3] / m[0],
-            m[1] / m[0],
+            s[0].median,
+            s[1].median,
+            s[2].median,
+            s[3].median,
+            ratio(2),
+            ratio(3),
+            ratio(1),
         );
     }
 }

@@ -52,6 +52,22 @@ pub fn hmac_floor_rotating<'a>(token: &str, signed: &'a [&'a [u8]]) -> Bench<'a>
 
 /// Median nanoseconds per call of each bench, sampled in `rounds` interleaved rounds.
 pub fn medians(benches: &mut [Bench<'_>], rounds: usize) -> Vec<f64> {
+    summaries(benches, rounds)
+        .into_iter()
+        .map(|s| s.median)
+        .collect()
+}
+
+/// Nanoseconds per call of one bench over its rounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary {
+    pub median: f64,
+    /// The fastest round: on a shared machine, the figure load moves least.
+    pub min: f64,
+}
+
+/// [`medians`], with the minimum of the rounds beside each median.
+pub fn summaries(benches: &mut [Bench<'_>], rounds: usize) -> Vec<Summary> {
     // Calibrate: iterations per sample so that each sample takes about SAMPLE.
     let iterations: Vec<u64> = benches
         .iter_mut()
@@ -83,7 +99,10 @@ pub fn medians(benches: &mut [Bench<'_>], rounds: usize) -> Vec<f64> {
         .into_iter()
         .map(|mut s| {
             s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
+            Summary {
+                median: s[s.len() / 2],
+                min: s[0],
+            }
         })
         .collect()
 }

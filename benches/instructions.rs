@@ -1,0 +1,165 @@
+//! Instructions per call, counted by valgrind's callgrind through gungraun: exact and
+//! repeatable whatever the load, so a change of a few percent shows (wall-clock medians on a
+//! shared machine move by 2x).
+//!
+//! Run: `cargo bench --bench instructions` (needs valgrind and `gungraun-runner` of the same
+//! version as the `gungraun` dev-dependency: `cargo install gungraun-runner --version 0.20.0`).
+//!
+//! Each payload is measured three ways, each on a warm call (one call in `setup` first):
+//! - `floor`: HMAC-SHA1 over the exact signed bytes with a prepared key;
+//! - `validate_body`: the validator on the raw form body, valid signature;
+//! - through an axum router, `bare` (no layer) and `layer` (with `TwilioWebhookLayer`).
+//!
+//! valgrind runs SHA-1 in software (about ten times the instructions of SHA-NI), so the
+//! figures to compare are differences taken in one run: `validate_body - floor` is the
+//! validator's own work, `layer - bare - validate_body` the layer's. `.ci/instructions`
+//! checks both against `benches/instructions.baseline`.
+
+#[path = "../tests/support/mod.rs"]
+mod fixtures;
+
+use std::hint::black_box;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::post;
+use fixtures::{form_body, inbound_sms, media_webhook, tiny_params};
+use gungraun::{library_benchmark, library_benchmark_group, main};
+use hmac::{Hmac, KeyInit, Mac};
+use http::Request;
+use tower::ServiceExt;
+use twilio_webhook::middleware::TwilioWebhookLayer;
+use twilio_webhook::{Validator, compute_signature, signed_string};
+
+const TOKEN: &str = "7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60";
+const URL: &str = "https://hooks.example.com/twilio/sms";
+const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+/// One webhook: its form body, its signed text and its signature.
+struct Payload {
+    body: String,
+    signed: String,
+    signature: String,
+}
+
+fn payload(name: &str) -> Payload {
+    let params = match name {
+        "status" => tiny_params(),
+        "sms" => inbound_sms(),
+        "media" => media_webhook(),
+        other => panic!("no payload {other}"),
+    };
+    Payload {
+        body: form_body(&params),
+        signed: signed_string(URL, &params),
+        signature: compute_signature(TOKEN, URL, &params),
+    }
+}
+
+fn floor_setup(name: &str) -> (Hmac<sha1::Sha1>, Payload) {
+    let prepared = Hmac::<sha1::Sha1>::new_from_slice(TOKEN.as_bytes()).unwrap();
+    let payload = payload(name);
+    let mut warm = prepared.clone();
+    warm.update(payload.signed.as_bytes());
+    black_box(warm.finalize());
+    (prepared, payload)
+}
+
+#[library_benchmark]
+#[bench::status(args = ("status"), setup = floor_setup)]
+#[bench::sms(args = ("sms"), setup = floor_setup)]
+#[bench::media(args = ("media"), setup = floor_setup)]
+fn floor((prepared, payload): (Hmac<sha1::Sha1>, Payload)) {
+    let mut mac = prepared.clone();
+    mac.update(black_box(payload.signed.as_bytes()));
+    black_box(mac.finalize());
+    // Freeing the setup's strings is not the call's work.
+    std::mem::forget((prepared, payload));
+}
+
+fn validate_setup(name: &str) -> (Validator, Payload) {
+    let validator = Validator::new(TOKEN);
+    let payload = payload(name);
+    assert!(
+        validator
+            .validate_body(URL, FORM, payload.body.as_bytes(), &payload.signature)
+            .is_ok()
+    );
+    (validator, payload)
+}
+
+#[library_benchmark]
+#[bench::status(args = ("status"), setup = validate_setup)]
+#[bench::sms(args = ("sms"), setup = validate_setup)]
+#[bench::media(args = ("media"), setup = validate_setup)]
+fn validate_body((validator, payload): (Validator, Payload)) {
+    let verdict = validator.validate_body(
+        black_box(URL),
+        FORM,
+        black_box(payload.body.as_bytes()),
+        black_box(&payload.signature),
+    );
+    assert!(verdict.is_ok());
+    std::mem::forget((validator, payload));
+}
+
+/// A router, a runtime to call it on, and the SMS request; one call made already.
+struct Routed {
+    runtime: tokio::runtime::Runtime,
+    router: Router,
+    request: Request<Body>,
+}
+
+fn request(payload: &Payload) -> Request<Body> {
+    Request::post("/twilio/sms")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-length", payload.body.len())
+        .header("x-twilio-signature", payload.signature.as_str())
+        .body(Body::from(payload.body.clone()))
+        .unwrap()
+}
+
+fn routed(with_layer: bool) -> Routed {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let payload = payload("sms");
+    let mut router = Router::new().route("/twilio/sms", post(|| async { "<Response/>" }));
+    if with_layer {
+        let layer = TwilioWebhookLayer::new(Validator::new(TOKEN))
+            .unwrap()
+            .public_url("https://hooks.example.com")
+            .unwrap();
+        router = router.layer(layer);
+    }
+    let warm = runtime
+        .block_on(router.clone().oneshot(request(&payload)))
+        .unwrap();
+    assert_eq!(warm.status(), 200);
+    Routed {
+        runtime,
+        router,
+        request: request(&payload),
+    }
+}
+
+#[library_benchmark]
+#[bench::bare(args = (false), setup = routed)]
+#[bench::layer(args = (true), setup = routed)]
+fn router(routed: Routed) {
+    let Routed {
+        runtime,
+        router,
+        request,
+    } = routed;
+    let response = runtime.block_on(router.clone().oneshot(request)).unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    // Tearing down the runtime and the router is not the request's work.
+    std::mem::forget((runtime, router));
+}
+
+library_benchmark_group!(name = validation; benchmarks = floor, validate_body);
+library_benchmark_group!(name = through_a_router; benchmarks = router);
+main!(library_benchmark_groups = validation, through_a_router);
