@@ -227,6 +227,14 @@ impl MemoryStore {
         if let Some(held) = claims.by_key.get(&key).copied() {
             if held.expires > now {
                 return Ok(match held.stage {
+                    // Its own claim asked again (an answer that was lost): still its own, and
+                    // the lease starts again as a renewal would.
+                    Stage::InProgress if held.owner == owner => {
+                        if let Some(held) = claims.by_key.get_mut(&key) {
+                            held.expires = now.saturating_add(nanos(lease));
+                        }
+                        Claim::Claimed
+                    }
                     Stage::InProgress => Claim::InProgress,
                     Stage::Handled => Claim::Handled,
                 });

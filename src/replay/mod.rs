@@ -82,7 +82,9 @@ pub enum Claim {
 pub trait ReplayStore: Send + Sync + 'static {
     /// Takes `key` for `owner`, in progress, for `lease`, unless someone holds it
     /// (insert-if-absent). An in-progress claim whose lease ran out, or a handled one whose TTL
-    /// did, is free.
+    /// did, is free. A claim in progress held by `owner` itself is `Claimed` again, its lease
+    /// restarted: the same request asking again after the first answer was lost (a broken
+    /// connection) must not wait for itself as for another copy.
     ///
     /// A store that cannot keep the claim (a bounded store full of claims it must not drop)
     /// returns an error: the guard's fail-open or fail-closed policy then applies, and the

@@ -14,13 +14,18 @@ pub const DEFAULT_KEY_PREFIX: &str = "twilio-webhook:replay:";
 // Every script touches one key (`KEYS[1]`), so the store works unchanged on a Redis Cluster.
 
 /// Takes the key in progress unless it is held; says which stage holds it otherwise. One
-/// script, so one atomic step: no check-then-set.
+/// script, so one atomic step: no check-then-set. The owner's own claim asked again (a retry
+/// after the first answer was lost with the connection) is its own: claimed, lease restarted.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         "if redis.call('SET', KEYS[1], 'p:' .. ARGV[1], 'NX', 'PX', ARGV[2]) then \
              return 0 \
          end \
          local held = redis.call('GET', KEYS[1]) \
+         if held == 'p:' .. ARGV[1] then \
+             redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
+             return 0 \
+         end \
          if held and string.sub(held, 1, 2) == 'd:' then return 2 end \
          return 1",
     )

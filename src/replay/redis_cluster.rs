@@ -5,10 +5,13 @@
 //! cluster connection answering nothing, ever: not the dead master's slots, not the two
 //! healthy masters', not after the replica was promoted and the cluster reported `ok`. Its
 //! timeouts, retries and topology refresh do not bring it back (tried: 300 ms response and
-//! connection timeouts, 3 retries, 50-200 ms between them). The connection's driver stops
-//! polling the requests in flight while it recovers, and recovery waits for the lock those
-//! requests hold or queue for (the class of deadlock upstream fixed once, in redis-rs #882).
-//! A *new* connection from the same client works at once. So this wrapper times every
+//! connection timeouts, 3 retries, 50-200 ms between them). The likely cause, from its source:
+//! the connection's driver stops polling the requests in flight while it recovers, and the
+//! recovery waits for the connection map's async lock, which a request in flight can hold or
+//! be handed while it is not polled (it takes the write lock after connecting to a node). The
+//! same class of deadlock was fixed in redis-rs #882 for another path, and in valkey-glide's
+//! fork of the crate (valkey-io/valkey-glide#2643) by making that lock synchronous. A *new*
+//! connection from the same client works at once. So this wrapper times every
 //! command, and a connection that lets one go unanswered is replaced in the background.
 
 use std::sync::{Arc, Mutex};

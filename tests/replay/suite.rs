@@ -301,6 +301,7 @@ pub async fn run_all(store: impl Fn() -> Box<dyn ReplayStore>) {
     an_error_releases_the_claim(store()).await;
     a_dropped_request_releases_the_claim(store()).await;
     a_late_release_never_deletes_a_newer_claim(store()).await;
+    a_claim_asked_again_by_its_owner_is_still_its_own(store()).await;
     a_copy_of_a_running_request_waits_and_runs_the_handler_when_the_first_fails(store()).await;
     a_copy_of_a_running_request_waits_and_is_a_duplicate_when_the_first_succeeds(store()).await;
     a_copy_that_waits_too_long_gets_503_with_retry_after_never_2xx(store()).await;
@@ -381,6 +382,32 @@ async fn a_dropped_request_releases_the_claim(store: Box<dyn ReplayStore>) {
     let outcome = eventually(|| app.send(&request), Outcome::Handled).await;
     assert_eq!(outcome, Outcome::Handled);
     assert_eq!(app.handled(), 2);
+}
+
+async fn a_claim_asked_again_by_its_owner_is_still_its_own(store: Box<dyn ReplayStore>) {
+    // A claim whose answer was lost (Redis went away after writing it) is asked again by the
+    // same request: it is that request's claim, not another copy's to wait for (the request
+    // would wait for itself, answer 503, and leave the webhook held until its lease ran out).
+    let key = ClaimKey::from_bytes([10; 16]);
+    let (owner, copy) = (ClaimOwner::unique(), ClaimOwner::unique());
+    let lease = Duration::from_secs(60);
+    for _ in 0..2 {
+        assert_eq!(
+            store.claim(key, owner, lease).await.unwrap(),
+            Claim::Claimed
+        );
+    }
+    assert_eq!(
+        store.claim(key, copy, lease).await.unwrap(),
+        Claim::InProgress
+    );
+    assert!(store.complete(key, owner, lease).await.unwrap());
+    // Once handled, it is a duplicate for everyone, its owner included.
+    assert_eq!(
+        store.claim(key, owner, lease).await.unwrap(),
+        Claim::Handled
+    );
+    assert_eq!(store.claim(key, copy, lease).await.unwrap(), Claim::Handled);
 }
 
 async fn a_late_release_never_deletes_a_newer_claim(store: Box<dyn ReplayStore>) {
