@@ -27,8 +27,14 @@ pub struct RedisCluster {
     dir: PathBuf,
 }
 
+/// Ports this process has handed to a node already: clusters of tests running at once never
+/// pick the same one.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
 /// A port `p` with `p` and its cluster-bus port `p + 10000` both free.
 fn free_port_pair(taken: &[u16]) -> Option<u16> {
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let taken: Vec<u16> = taken.iter().chain(handed_out.iter()).copied().collect();
     for _ in 0..200 {
         let port = TcpListener::bind("127.0.0.1:0")
             .ok()?
@@ -39,6 +45,7 @@ fn free_port_pair(taken: &[u16]) -> Option<u16> {
             continue;
         }
         if TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            handed_out.extend([port, port + 10_000]);
             return Some(port);
         }
     }
@@ -127,7 +134,25 @@ impl RedisCluster {
         Some(cluster)
     }
 
+    /// Starts node `i`, on another port if its own turns out taken (another cluster of this
+    /// or another test process may have picked the same free port at the same moment).
     fn start_node(&mut self, i: usize) -> bool {
+        for _ in 0..10 {
+            if self.try_start_node(i) {
+                return true;
+            }
+            let taken: Vec<u16> = self.nodes.iter().map(|node| node.port).collect();
+            match free_port_pair(&taken) {
+                Some(port) => self.nodes[i].port = port,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Whether node `i` is up on its port, and it is our process that answers there (not a
+    /// node of someone else's cluster while ours exited, its port taken).
+    fn try_start_node(&mut self, i: usize) -> bool {
         let port = self.nodes[i].port;
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -141,16 +166,27 @@ impl RedisCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        let Ok(child) = child else { return false };
-        self.nodes[i].child = Some(child);
+        let Ok(mut child) = child else { return false };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        let ours = loop {
+            if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
+                break false;
+            }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return true;
+                let info: Option<String> = ask(port, &["INFO", "server"]);
+                break info.is_some_and(|info| {
+                    field(&info, "process_id") == Some(child.id().to_string().as_str())
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
+        };
+        if ours {
+            self.nodes[i].child = Some(child);
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        false
+        ours
     }
 
     /// The seed URLs a cluster client starts from.
