@@ -3,6 +3,11 @@
 //!
 //! Without `redis-server`/`redis-cli` the cluster tests skip with a loud message, unless
 //! `TWILIO_WEBHOOK_REQUIRE_REDIS=1` (set by CI), where they fail.
+//!
+//! Within one test process no port is handed out twice. Two test *processes* running cluster
+//! tests on one machine at once can still interfere: a killed node's port may be taken by the
+//! other process's next cluster while this one's clients still know the address (seen: its
+//! claims then read from the other cluster). CI runs one test process at a time.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
