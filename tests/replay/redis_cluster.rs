@@ -6,8 +6,9 @@
 //!
 //! Within one test process no port is handed out twice. Two test *processes* running cluster
 //! tests on one machine at once can still interfere: a killed node's port may be taken by the
-//! other process's next cluster while this one's clients still know the address (seen: its
-//! claims then read from the other cluster). CI runs one test process at a time.
+//! other process's next cluster while this one's clients still know the address (the likely
+//! cause of a third of the held claims read as lost, seen only while two processes ran at
+//! once). CI runs one test process at a time.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
