@@ -47,6 +47,20 @@ fn a_key_is_claimed_once_until_released_by_its_owner() {
 }
 
 #[test]
+fn its_owner_asking_again_keeps_the_claim_and_restarts_its_lease() {
+    let store = MemoryStore::new(10);
+    let (owner, copy) = (ClaimOwner::unique(), ClaimOwner::unique());
+    let short = Duration::from_millis(50);
+    assert_eq!(store.claim_now(key(1), owner, short), Ok(Claim::Claimed));
+    // Asked again with a long lease, just before the short one would end.
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(store.claim_now(key(1), owner, HOUR), Ok(Claim::Claimed));
+    std::thread::sleep(Duration::from_millis(40));
+    assert_eq!(store.claim_now(key(1), copy, LEASE), Ok(Claim::InProgress));
+    assert_eq!(store.len(), 1);
+}
+
+#[test]
 fn a_completed_claim_is_handled_and_no_longer_releasable() {
     let store = MemoryStore::new(10);
     let owner = ClaimOwner::unique();
