@@ -6,9 +6,9 @@
 //!
 //! Within one test process no port is handed out twice. Two test *processes* running cluster
 //! tests on one machine at once can still interfere: a killed node's port may be taken by the
-//! other process's next cluster while this one's clients still know the address (the likely
-//! cause of a third of the held claims read as lost, seen only while two processes ran at
-//! once). CI runs one test process at a time.
+//! other process's next cluster while this one's clients still know the address. CI runs one
+//! test process at a time. (This was first suspected of the claims read as free after a
+//! failover; they were seen in CI with one process too, so it does not explain them.)
 
 use std::net::TcpListener;
 use std::path::PathBuf;
