@@ -7,8 +7,15 @@
 //! Within one test process no port is handed out twice. Two test *processes* running cluster
 //! tests on one machine at once can still interfere: a killed node's port may be taken by the
 //! other process's next cluster while this one's clients still know the address. CI runs one
-//! test process at a time. (This was first suspected of the claims read as free after a
-//! failover; they were seen in CI with one process too, so it does not explain them.)
+//! test process at a time.
+//!
+//! Every node has a directory of its own. They once shared one, and with it the file
+//! `dump.rdb`: a replica doing its first full sync renames the snapshot it received to
+//! `dump.rdb` and then loads `dump.rdb`, so when two replicas synced at the same moment one of
+//! them could load the other's snapshot. It then held another master's keys and none of its
+//! own written before the sync, while everything written after reached it: after a failover,
+//! the claims made early in the test read as free and the recent ones did not. Production
+//! nodes never share a directory; the test must not either.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -160,6 +167,10 @@ impl RedisCluster {
     /// node of someone else's cluster while ours exited, its port taken).
     fn try_start_node(&mut self, i: usize) -> bool {
         let port = self.nodes[i].port;
+        let own_dir = self.dir.join(port.to_string());
+        if std::fs::create_dir_all(&own_dir).is_err() {
+            return false;
+        }
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
@@ -167,7 +178,7 @@ impl RedisCluster {
             .arg(self.dir.join(format!("nodes-{port}.conf")))
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&own_dir)
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
