@@ -4,6 +4,7 @@
 //! `TWILIO_WEBHOOK_REQUIRE_REDIS=1` (set by CI), where they fail: in CI they must run.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +14,9 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     durable: bool,
+    /// The durable server's own directory (its append-only file), kept across a restart and
+    /// removed with the server.
+    dir: PathBuf,
 }
 
 /// A string no other test run uses, for key prefixes.
@@ -54,6 +58,7 @@ pub fn shared() -> Option<RedisServer> {
             port: 0,
             child: None,
             durable: false,
+            dir: PathBuf::new(),
         });
     }
     let server = RedisServer::spawn();
@@ -77,19 +82,26 @@ impl RedisServer {
         Self::spawn_with(false)
     }
 
+    /// A server on a free port; another port if someone else took this one meanwhile.
     fn spawn_with(durable: bool) -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let mut server = Self {
-            url: format!("redis://127.0.0.1:{port}"),
-            port,
-            child: None,
-            durable,
-        };
-        server.try_start().then_some(server)
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let mut server = Self {
+                url: format!("redis://127.0.0.1:{port}"),
+                port,
+                child: None,
+                durable,
+                dir: std::env::temp_dir().join(format!("twilio-webhook-redis-{}", unique())),
+            };
+            if server.try_start() {
+                return Some(server);
+            }
+        }
+        None
     }
 
     /// The server's URL.
@@ -109,13 +121,16 @@ impl RedisServer {
         server
     }
 
+    /// Starts the server on its port; whether it is up *and* it is this server that answers
+    /// there. While a test has its server stopped, the port is free, and another test's
+    /// server may take it; without the process check, the test's instances would go on
+    /// against that other server, which holds none of their claims.
     fn try_start(&mut self) -> bool {
-        let dir = std::env::temp_dir().join(format!("twilio-webhook-redis-{}", self.port));
         let persistence: Vec<String> = if self.durable {
-            std::fs::create_dir_all(&dir).ok();
+            std::fs::create_dir_all(&self.dir).ok();
             vec![
                 "--dir".into(),
-                dir.to_string_lossy().into_owned(),
+                self.dir.to_string_lossy().into_owned(),
                 "--save".into(),
                 "".into(),
                 "--appendonly".into(),
@@ -137,16 +152,24 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        let Ok(child) = child else { return false };
-        self.child = Some(child);
+        let Ok(mut child) = child else { return false };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        let ours = loop {
+            if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
+                break false;
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+                break process_id(self.port) == Some(child.id());
             }
             std::thread::sleep(Duration::from_millis(20));
+        };
+        if ours {
+            self.child = Some(child);
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        false
+        ours
     }
 
     /// Starts the server again, on the same port.
@@ -173,8 +196,31 @@ impl RedisServer {
     }
 }
 
+/// The process id of the Redis answering on `port`.
+fn process_id(port: u16) -> Option<u32> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut connection = client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    connection
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut connection)
+        .ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if self.durable {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
