@@ -71,9 +71,11 @@ fn millis(duration: Duration) -> u64 {
 }
 
 /// Whether the command failed because the connection broke (Redis restarted, a failover):
-/// worth one more try on the reconnected connection.
+/// worth one more try on the reconnected connection. To the redis crate every failure of the
+/// connection (reset, refused, closed, timed out) is an I/O error; a command Redis refused
+/// is not, and is not sent again.
 fn connection_broke(error: &redis::RedisError) -> bool {
-    error.is_connection_dropped() || error.is_io_error() || error.is_connection_refusal()
+    error.is_io_error()
 }
 
 /// Claims in Redis, for several instances of a service behind a load balancer: a re-send that
@@ -205,5 +207,92 @@ impl<C> core::fmt::Debug for RedisStore<C> {
         f.debug_struct("RedisStore")
             .field("key_prefix", &self.prefix)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+    use super::*;
+
+    /// A connection that fails every command with one error, counting the commands.
+    #[derive(Clone)]
+    struct Failing {
+        error: fn() -> RedisError,
+        sent: Arc<AtomicUsize>,
+    }
+
+    impl ConnectionLike for Failing {
+        fn req_packed_command<'a>(&'a mut self, _: &'a Cmd) -> RedisFuture<'a, Value> {
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            let error = (self.error)();
+            Box::pin(async move { Err(error) })
+        }
+
+        fn req_packed_commands<'a>(
+            &'a mut self,
+            _: &'a Pipeline,
+            _: usize,
+            _: usize,
+        ) -> RedisFuture<'a, Vec<Value>> {
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            let error = (self.error)();
+            Box::pin(async move { Err(error) })
+        }
+
+        fn get_db(&self) -> i64 {
+            0
+        }
+    }
+
+    /// How many times a claim was sent on a connection failing with `error`.
+    fn sent(error: fn() -> RedisError) -> usize {
+        let connection = Failing {
+            error,
+            sent: Arc::default(),
+        };
+        let store = RedisStore::new(connection.clone());
+        let claim = store.claim(
+            ClaimKey::from_bytes([7; 16]),
+            ClaimOwner::unique(),
+            Duration::from_secs(1),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(runtime.block_on(claim).is_err(), "the store's error");
+        connection.sent.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_broken_connection_is_tried_once_more_and_a_refused_command_is_not_sent_again() {
+        let broke = || std::io::Error::from(std::io::ErrorKind::ConnectionReset).into();
+        assert_eq!(sent(broke), 2);
+        let refused = || (redis::ErrorKind::Client, "refused").into();
+        assert_eq!(sent(refused), 1);
+    }
+
+    #[test]
+    fn a_lease_or_ttl_under_a_millisecond_is_one_millisecond_for_redis() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 1);
+        assert_eq!(millis(Duration::from_secs(10)), 10_000);
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn debug_shows_the_key_prefix_and_not_the_connection() {
+        let connection = Failing {
+            error: || (redis::ErrorKind::Client, "unused").into(),
+            sent: Arc::default(),
+        };
+        let store = RedisStore::new(connection).key_prefix("myapp:");
+        assert_eq!(
+            format!("{store:?}"),
+            r#"RedisStore { key_prefix: "myapp:", .. }"#
+        );
     }
 }

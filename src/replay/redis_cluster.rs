@@ -64,12 +64,43 @@ struct Shared {
 
 struct State {
     connection: ClusterConnection,
+    replacements: Replacements,
+}
+
+/// When a connection gets replaced: the bookkeeping, apart from the connection itself.
+#[derive(Debug, Default)]
+struct Replacements {
     /// The connection commands use now, counted from 0; bumped at each replacement.
     generation: u64,
     /// A replacement is being built.
     replacing: bool,
     /// When the last replacement started.
-    replaced_at: Option<Instant>,
+    started_at: Option<Instant>,
+}
+
+impl Replacements {
+    /// Whether a command that went unanswered on connection `generation` starts a
+    /// replacement at `now`: not when that connection was replaced already, one is being
+    /// built, or the last one started under [`REPLACE_EVERY`] ago.
+    fn start(&mut self, generation: u64, now: Instant) -> bool {
+        let recent = self
+            .started_at
+            .is_some_and(|at| now.saturating_duration_since(at) < REPLACE_EVERY);
+        if self.generation != generation || self.replacing || recent {
+            return false;
+        }
+        self.replacing = true;
+        self.started_at = Some(now);
+        true
+    }
+
+    /// The replacement that started is over: built (the generation moves on) or not.
+    fn finish(&mut self, built: bool) {
+        self.replacing = false;
+        if built {
+            self.generation += 1;
+        }
+    }
 }
 
 impl RedisCluster {
@@ -97,9 +128,7 @@ impl RedisCluster {
                 timeout,
                 state: Mutex::new(State {
                     connection,
-                    generation: 0,
-                    replacing: false,
-                    replaced_at: None,
+                    replacements: Replacements::default(),
                 }),
             }),
         })
@@ -107,13 +136,13 @@ impl RedisCluster {
 
     /// How many times the connection was replaced (for metrics and tests).
     pub fn replacements(&self) -> u64 {
-        self.shared.lock().generation
+        self.shared.lock().replacements.generation
     }
 
     /// The connection to use now.
     fn current(&self) -> (ClusterConnection, u64) {
         let state = self.shared.lock();
-        (state.connection.clone(), state.generation)
+        (state.connection.clone(), state.replacements.generation)
     }
 
     /// Runs one command on the current connection within the timeout; an unanswered or
@@ -142,16 +171,13 @@ impl RedisCluster {
     /// Starts building a new connection in the background, unless one is being built, this
     /// one was already replaced, or the last replacement was under a second ago.
     fn replace(&self, generation: u64) {
+        if !self
+            .shared
+            .lock()
+            .replacements
+            .start(generation, Instant::now())
         {
-            let mut state = self.shared.lock();
-            let recent = state
-                .replaced_at
-                .is_some_and(|at| at.elapsed() < REPLACE_EVERY);
-            if state.generation != generation || state.replacing || recent {
-                return;
-            }
-            state.replacing = true;
-            state.replaced_at = Some(Instant::now());
+            return;
         }
         let shared = self.shared.clone();
         tokio::spawn(async move {
@@ -159,17 +185,18 @@ impl RedisCluster {
                 shared.timeout * 4,
                 new_connection(&shared.client, shared.timeout),
             )
-            .await;
+            .await
+            .ok()
+            .and_then(Result::ok);
             let mut state = shared.lock();
-            state.replacing = false;
             // When the cluster is not reachable yet, the next unanswered command tries again
             // (a second later at the soonest).
-            if let Ok(Ok(connection)) = fresh {
+            state.replacements.finish(fresh.is_some());
+            if let Some(connection) = fresh {
                 state.connection = connection;
-                state.generation += 1;
                 tracing::warn!(
                     target: "twilio_webhook::replay",
-                    replacements = state.generation,
+                    replacements = state.replacements.generation,
                     "the Redis Cluster connection stopped answering; replaced it with a new one"
                 );
             }
@@ -187,12 +214,11 @@ impl Shared {
 }
 
 /// Whether the error says the connection (not the command) failed: unanswered, or broken.
+/// To the redis crate every failure of the connection (reset, refused, closed, timed out,
+/// ours included) is an I/O error; a cluster connection that lost a node's connection says
+/// so with a kind of its own.
 fn stuck(error: &RedisError) -> bool {
-    error.is_timeout()
-        || error.is_io_error()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-        || error.kind() == redis::ErrorKind::ClusterConnectionNotFound
+    error.is_io_error() || error.kind() == redis::ErrorKind::ClusterConnectionNotFound
 }
 
 async fn new_connection(
@@ -234,5 +260,51 @@ impl core::fmt::Debug for RedisCluster {
             .field("timeout", &self.shared.timeout)
             .field("replacements", &self.replacements())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswered_or_broken_connection_is_stuck_and_a_refused_command_is_not() {
+        for kind in [
+            std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::UnexpectedEof,
+        ] {
+            let error = RedisError::from(std::io::Error::new(kind, "test"));
+            assert!(stuck(&error), "{kind:?}");
+        }
+        let lost = RedisError::from((redis::ErrorKind::ClusterConnectionNotFound, "test"));
+        assert!(stuck(&lost));
+        for kind in [redis::ErrorKind::Client, redis::ErrorKind::Parse] {
+            assert!(!stuck(&RedisError::from((kind, "test"))), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_connection_is_replaced_once_and_at_most_once_a_second() {
+        let start = Instant::now();
+        let mut replacements = Replacements::default();
+        assert!(replacements.start(0, start));
+        // Being built: the other unanswered commands start nothing.
+        assert!(!replacements.start(0, start + Duration::from_millis(10)));
+        replacements.finish(true);
+        assert_eq!(replacements.generation, 1);
+        // A command still on the replaced connection does not replace the new one.
+        assert!(!replacements.start(0, start + Duration::from_secs(2)));
+        // The new one, unanswered too: not within a second of the last start.
+        assert!(!replacements.start(1, start + Duration::from_millis(999)));
+        assert!(replacements.start(1, start + Duration::from_secs(1)));
+        // Not built (the cluster still down): the same generation, tried again a second on.
+        replacements.finish(false);
+        assert_eq!(replacements.generation, 1);
+        assert!(!replacements.start(1, start + Duration::from_millis(1500)));
+        assert!(replacements.start(1, start + Duration::from_secs(2)));
+        replacements.finish(true);
+        assert_eq!(replacements.generation, 2);
     }
 }

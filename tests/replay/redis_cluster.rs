@@ -325,6 +325,20 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// Lets the node on `port`, stopped by [`pause`](Self::pause), run again.
+    pub fn resume(&mut self, port: u16) {
+        let node = self.node(port);
+        let pid = node.child.as_ref().expect("a started node").id();
+        let resumed = Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(resumed, "could not resume the node on port {port}");
+        node.paused = false;
+    }
+}
+
 impl Drop for RedisCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
