@@ -44,20 +44,23 @@ where
     outs
 }
 
-/// A store on the cluster, and its connection (to count replacements).
-async fn store_on(
-    cluster: &RedisCluster,
-) -> (
+/// A cluster of our own, a store on it, and the store's connection (to count replacements);
+/// `None` when the Redis tools are missing (a loud skip, or a failure in CI).
+async fn cluster_and_store() -> Option<(
+    RedisCluster,
     RedisStore<twilio_webhook::replay::RedisCluster>,
     twilio_webhook::replay::RedisCluster,
-) {
+)> {
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .unwrap()?;
     let client = redis::cluster::ClusterClient::new(cluster.urls()).expect("a cluster client");
     let connection = twilio_webhook::replay::RedisCluster::connect(client)
         .await
         .expect("connected to the cluster");
     let store = RedisStore::new(connection.clone())
         .key_prefix(format!("test:{}:", crate::redis_server::unique()));
-    (store, connection)
+    Some((cluster, store, connection))
 }
 
 /// One store call made under load, for the figures.
@@ -173,13 +176,9 @@ async fn a_master_hung_under_load_leaves_the_guard_answering_within_seconds_and_
 /// again within 10 s of the cluster reporting `ok`, and every claim written over a second
 /// before the failover is still held (those of the last second are reported).
 async fn failover(failure: Failure) {
-    let Some(mut cluster) = tokio::task::spawn_blocking(RedisCluster::start)
-        .await
-        .unwrap()
-    else {
+    let Some((mut cluster, store, connection)) = cluster_and_store().await else {
         return;
     };
-    let (store, connection) = store_on(&cluster).await;
     let owner = ClaimOwner::unique();
 
     // 3,000 claims: half handled (completed), half still in progress.
@@ -342,13 +341,9 @@ async fn failover(failure: Failure) {
 /// the other masters answer all along, and once it runs again every claim is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_master_hung_for_a_moment_gets_the_connection_replaced_and_the_others_keep_answering() {
-    let Some(mut cluster) = tokio::task::spawn_blocking(RedisCluster::start)
-        .await
-        .unwrap()
-    else {
+    let Some((mut cluster, store, connection)) = cluster_and_store().await else {
         return;
     };
-    let (store, connection) = store_on(&cluster).await;
     assert_eq!(connection.replacements(), 0);
     assert_eq!(redis::aio::ConnectionLike::get_db(&connection), 0);
     assert_eq!(
@@ -417,13 +412,9 @@ async fn a_master_hung_for_a_moment_gets_the_connection_replaced_and_the_others_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_on_a_cluster_passes_the_suite() {
-    let Some(cluster) = tokio::task::spawn_blocking(RedisCluster::start)
-        .await
-        .unwrap()
-    else {
+    let Some((cluster, _, connection)) = cluster_and_store().await else {
         return;
     };
-    let (_, connection) = store_on(&cluster).await;
     crate::suite::run_all(move || {
         Box::new(
             RedisStore::new(connection.clone())

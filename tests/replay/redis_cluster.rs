@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::redis_server::skip;
+use crate::redis_server::{ask, field, skip};
 
 /// How long a node may be unreachable before the others mark it failed (ms). Short, so a
 /// failover happens within seconds in the test; production clusters use 15 s by default.
@@ -63,33 +63,6 @@ fn free_port_pair(taken: &[u16]) -> Option<u16> {
         }
     }
     None
-}
-
-fn connection(port: u16) -> Option<redis::Connection> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
-    client
-        .get_connection_with_timeout(Duration::from_millis(500))
-        .ok()
-}
-
-/// One command to one node, `None` when the node does not answer.
-pub fn ask<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
-    let mut connection = connection(port)?;
-    connection
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .ok()?;
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query(&mut connection).ok()
-}
-
-/// A line `name:value` of an `INFO`-style reply.
-pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
 }
 
 impl RedisCluster {
@@ -183,27 +156,9 @@ impl RedisCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        let Ok(mut child) = child else { return false };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let ours = loop {
-            if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
-                break false;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                let info: Option<String> = ask(port, &["INFO", "server"]);
-                break info.is_some_and(|info| {
-                    field(&info, "process_id") == Some(child.id().to_string().as_str())
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if ours {
-            self.nodes[i].child = Some(child);
-        } else {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        ours
+        let Ok(child) = child else { return false };
+        self.nodes[i].child = crate::redis_server::answering(child, port);
+        self.nodes[i].child.is_some()
     }
 
     /// The seed URLs a cluster client starts from.
@@ -314,28 +269,23 @@ impl RedisCluster {
     /// Stops the node on `port` (SIGSTOP: a hung host; its sockets stay open, unanswered).
     /// It is killed when the cluster is dropped.
     pub fn pause(&mut self, port: u16) {
-        let node = self.node(port);
-        let pid = node.child.as_ref().expect("a running node").id();
-        let stopped = Command::new("kill")
-            .args(["-STOP", &pid.to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        assert!(stopped, "could not stop the node on port {port}");
-        node.paused = true;
+        self.signal(port, "-STOP");
+        self.node(port).paused = true;
     }
-}
 
-impl RedisCluster {
     /// Lets the node on `port`, stopped by [`pause`](Self::pause), run again.
     pub fn resume(&mut self, port: u16) {
-        let node = self.node(port);
-        let pid = node.child.as_ref().expect("a started node").id();
-        let resumed = Command::new("kill")
-            .args(["-CONT", &pid.to_string()])
+        self.signal(port, "-CONT");
+        self.node(port).paused = false;
+    }
+
+    fn signal(&mut self, port: u16, signal: &str) {
+        let pid = self.node(port).child.as_ref().expect("a started node").id();
+        let sent = Command::new("kill")
+            .args([signal, &pid.to_string()])
             .status()
             .is_ok_and(|status| status.success());
-        assert!(resumed, "could not resume the node on port {port}");
-        node.paused = false;
+        assert!(sent, "could not send {signal} to the node on port {port}");
     }
 }
 

@@ -152,24 +152,9 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        let Ok(mut child) = child else { return false };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let ours = loop {
-            if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
-                break false;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                break process_id(self.port) == Some(child.id());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if ours {
-            self.child = Some(child);
-        } else {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        ours
+        let Ok(child) = child else { return false };
+        self.child = answering(child, self.port);
+        self.child.is_some()
     }
 
     /// Starts the server again, on the same port.
@@ -196,8 +181,8 @@ impl RedisServer {
     }
 }
 
-/// The process id of the Redis answering on `port`.
-fn process_id(port: u16) -> Option<u32> {
+/// One command to the Redis on `port`, `None` when it does not answer.
+pub fn ask<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
     let mut connection = client
         .get_connection_with_timeout(Duration::from_millis(500))
@@ -205,15 +190,45 @@ fn process_id(port: u16) -> Option<u32> {
     connection
         .set_read_timeout(Some(Duration::from_secs(2)))
         .ok()?;
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query(&mut connection)
-        .ok()?;
-    info.lines()
-        .find_map(|line| line.strip_prefix("process_id:"))?
-        .trim()
-        .parse()
-        .ok()
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(&mut connection).ok()
+}
+
+/// A line `name:value` of an `INFO`-style reply.
+pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// The process id of the Redis answering on `port`.
+fn process_id(port: u16) -> Option<u32> {
+    let info: String = ask(port, &["INFO", "server"])?;
+    field(&info, "process_id")?.parse().ok()
+}
+
+/// `child`, a `redis-server` just started on `port`, once it answers there; `None` (and it
+/// is killed) when it exits, takes over 10 s, or another process answers on the port.
+pub fn answering(mut child: Child, port: u16) -> Option<Child> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ours = loop {
+        if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
+            break false;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break process_id(port) == Some(child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if ours {
+        return Some(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for RedisServer {
