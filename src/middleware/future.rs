@@ -635,15 +635,13 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<StepOf<S, B, R, ResBody>> {
         let outcome = ready!(complete.poll(cx));
-        if let Some(guarded) = guarded.take() {
-            guarded.settled(
-                "a handled webhook's claim could not be completed yet: tried again until its \
-                 lease ends",
-                outcome,
-            );
-        }
-        let response = response.take().expect("polled after completion");
-        Poll::Ready(Step::Done(Ok(inner_answer(response))))
+        Poll::Ready(Self::settled(
+            guarded,
+            response,
+            "a handled webhook's claim could not be completed yet: tried again until its lease \
+             ends",
+            outcome,
+        ))
     }
 
     /// The handler's answer, once the store has released its claim.
@@ -654,14 +652,27 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<StepOf<S, B, R, ResBody>> {
         let outcome = ready!(release.poll(cx));
+        Poll::Ready(Self::settled(
+            guarded,
+            response,
+            "a release failed: the claim's lease ends it",
+            outcome.map(|released| released.map(|()| true)),
+        ))
+    }
+
+    /// The handler's answer, its claim settled by the store (`outcome`; `what` says what a
+    /// failure means).
+    fn settled(
+        guarded: &mut Option<Guarded<R>>,
+        response: &mut Option<S::Response>,
+        what: &str,
+        outcome: Result<Result<bool, StoreError>, Elapsed>,
+    ) -> StepOf<S, B, R, ResBody> {
         if let Some(guarded) = guarded.take() {
-            guarded.settled(
-                "a release failed: the claim's lease ends it",
-                outcome.map(|released| released.map(|()| true)),
-            );
+            guarded.settled(what, outcome);
         }
         let response = response.take().expect("polled after completion");
-        Poll::Ready(Step::Done(Ok(inner_answer(response))))
+        Step::Done(Ok(inner_answer(response)))
     }
 }
 
