@@ -166,3 +166,21 @@ impl fmt::Display for Claim {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_reads_as_its_stage() {
+        assert_eq!(Claim::Claimed.to_string(), "claimed");
+        assert_eq!(Claim::InProgress.to_string(), "in progress");
+        assert_eq!(Claim::Handled.to_string(), "handled");
+    }
+
+    #[test]
+    fn the_defaults_are_what_the_docs_say() {
+        assert_eq!(DEFAULT_LEASE, Duration::from_secs(10));
+        assert_eq!(DEFAULT_TTL, Duration::from_secs(3600));
+    }
+}
