@@ -94,6 +94,7 @@ pub mod http_auth;
 pub mod middleware;
 pub mod replay;
 mod signature;
+mod tag;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
