@@ -394,11 +394,15 @@ impl<'a> SortedParams<'a> {
         let mut field_start = 0;
         let mut name: Option<Field<'a>> = None;
         let mut encoded = false;
-        let mut high = 0;
+        // The blocks with a byte >= 0x80: the first, and one past the last.
+        let mut high: Option<(usize, usize)> = None;
         for (block_index, block) in body.chunks(64).enumerate() {
             let i = block_index * 64;
             let masks = BlockMasks::of(block);
-            high |= masks.high;
+            if masks.high != 0 {
+                let first = high.map_or(i, |(first, _)| first);
+                high = Some((first, i + block.len()));
+            }
             let mut delimiters = masks.delimiters;
             let mut escapes = masks.escapes;
             while delimiters != 0 {
@@ -431,8 +435,13 @@ impl<'a> SortedParams<'a> {
             return Err(MalformedBody::TooManyParameters { limit: max_params });
         }
         // After the scan, which stops at the parameter limit: a flood of tiny pairs is
-        // refused without reading the rest of it even once.
-        if high != 0 && core::str::from_utf8(body).is_err() {
+        // refused without reading the rest of it even once. Only the blocks from the first to
+        // the last with a high byte need checking: the byte before them and every byte after
+        // them is ASCII, so they start and end on character boundaries (an emoji in an SMS
+        // body checks one block or two, not the whole body).
+        if let Some((start, end)) = high
+            && core::str::from_utf8(&body[start..end]).is_err()
+        {
             return Err(MalformedBody::InvalidUtf8);
         }
         self.sort()
@@ -924,5 +933,34 @@ mod tests {
         // A lead byte escaped, followed by a raw non-ASCII character, is not UTF-8 either.
         assert_eq!(signed("a=%C3\u{a9}"), Err(MalformedBody::InvalidUtf8));
         assert_eq!(signed("a=%C3%A9").unwrap(), "a\u{e9}");
+    }
+
+    #[test]
+    fn raw_bytes_are_checked_as_utf8_wherever_they_fall_across_the_scan_blocks() {
+        // Characters and broken sequences at every offset around the 64-byte blocks, some
+        // straddling a boundary, one or two of them in a long ASCII body: refused exactly when
+        // the body is not UTF-8.
+        let pieces: [&[u8]; 6] = [
+            "\u{e9}".as_bytes(),
+            "\u{1f600}".as_bytes(),
+            b"\xc3",
+            b"\x80",
+            b"\xf0\x9f\x98",
+            b"\xed\xa0\x80",
+        ];
+        for first in 0..200 {
+            for (k, piece) in pieces.iter().enumerate() {
+                let mut body = vec![b'a'; 260];
+                body[2] = b'=';
+                body[first + 3..first + 3 + piece.len()].copy_from_slice(piece);
+                let second = pieces[(k + first) % pieces.len()];
+                body[250..250 + second.len()].copy_from_slice(second);
+                let got = SortedParams::new().fill_from_form_body(&body, 10).err();
+                let want = core::str::from_utf8(&body)
+                    .is_err()
+                    .then_some(MalformedBody::InvalidUtf8);
+                assert_eq!(got, want, "{piece:?} at {}, then {second:?}", first + 3);
+            }
+        }
     }
 }
