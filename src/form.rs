@@ -271,6 +271,19 @@ impl BlockMasks {
     }
 }
 
+/// Sorts a few keys in place, smallest first.
+fn insertion_sort(keys: &mut [u64]) {
+    for i in 1..keys.len() {
+        let key = keys[i];
+        let mut j = i;
+        while j > 0 && keys[j - 1] > key {
+            keys[j] = keys[j - 1];
+            j -= 1;
+        }
+        keys[j] = key;
+    }
+}
+
 /// 0x80 in every byte of `word` equal to `byte`, 0 elsewhere (exact: no false positives).
 fn bytes_equal_to(word: u64, byte: u8) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
@@ -489,7 +502,14 @@ impl<'a> SortedParams<'a> {
             param.name.prefix(&invalid) & !index_mask | index as u64
         }));
         self.len_bound = len_bound;
-        order.sort_unstable();
+        // Up to 32 keys (an SMS has 20), a plain insertion sort; the standard library's
+        // sort_unstable sets up sorting networks and merges first, and measured slower here
+        // (SMS valid/floor 2.50 against 2.41, same machine, one session).
+        if order.len() <= 32 {
+            insertion_sort(order);
+        } else {
+            order.sort_unstable();
+        }
 
         // Names that share their prefix (MediaUrl0, MediaUrl1, ...; a repeated name) are
         // ordered in full, and only they can be duplicates. Most webhooks have none.
@@ -776,8 +796,9 @@ mod tests {
     #[test]
     fn names_alike_in_every_byte_the_sort_key_keeps_are_ordered_in_full() {
         // A sort key keeps 7 bytes of the name up to 256 parameters, fewer beyond: names that
-        // differ only in the 7th, 8th or a later byte, among 3, 300 and 5,000 parameters.
-        for count in [3usize, 300, 5000] {
+        // differ only in the 7th, 8th or a later byte, among 3 to 5,000 parameters (sorted by
+        // insertion up to 32, by the standard library beyond).
+        for count in [3usize, 20, 32, 33, 300, 5000] {
             let body: Vec<String> = (0..count)
                 .map(|n| {
                     let n = n.wrapping_mul(7919) % count;
