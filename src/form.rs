@@ -3,9 +3,8 @@
 //! A parameter stays a slice of the original body until the string-to-sign is written, once,
 //! into a stack buffer that every URL candidate reuses. Only fields that contain `%` or `+`
 //! differ from their decoded form; they are decoded eight bytes at a time while written.
-//! Sorting orders integer keys (the first decoded bytes of the name, and the position, in one
-//! word),
-//! and only names that tie on those bytes are compared in full. A typical webhook is parsed,
+//! Sorting orders integer keys (the first decoded bytes of the name and the position, in one
+//! word), and only names that tie on those bytes are compared in full. A typical webhook is parsed,
 //! sorted and written with no heap allocation.
 
 use core::cell::Cell;
@@ -17,7 +16,7 @@ use wide::u8x16;
 use crate::error::MalformedBody;
 
 /// Parameters kept inline before spilling to the heap. Twilio's inbound SMS carries about 20,
-/// an MMS with 34 media about 100. (64 bytes each, plus 16 of sort key: 10 KiB of stack.)
+/// an MMS with 34 media about 100. (64 bytes each, plus 8 of sort key: 9 KiB of stack.)
 const INLINE_PARAMS: usize = 128;
 
 /// Bytes past a field that writing it may overwrite: a short field is copied 64 bytes at once.

@@ -49,11 +49,7 @@ fn free_port_pair(taken: &[u16]) -> Option<u16> {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let taken: Vec<u16> = taken.iter().chain(handed_out.iter()).copied().collect();
     for _ in 0..200 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+        let port = crate::redis_server::free_port()?;
         if port > 55_000 || taken.contains(&port) || taken.contains(&(port + 10_000)) {
             continue;
         }

@@ -85,11 +85,7 @@ impl RedisServer {
     /// A server on a free port; another port if someone else took this one meanwhile.
     fn spawn_with(durable: bool) -> Option<Self> {
         for _ in 0..10 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .ok()?
-                .local_addr()
-                .ok()?
-                .port();
+            let port = free_port()?;
             let mut server = Self {
                 url: format!("redis://127.0.0.1:{port}"),
                 port,
@@ -179,6 +175,17 @@ impl RedisServer {
             .await
             .expect("connected to Redis")
     }
+}
+
+/// A loopback port nobody listens on now (the system's pick).
+pub fn free_port() -> Option<u16> {
+    Some(
+        TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port(),
+    )
 }
 
 /// One command to the Redis on `port`, `None` when it does not answer.
