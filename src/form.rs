@@ -270,6 +270,13 @@ impl BlockMasks {
     }
 }
 
+/// The low bits of a sort key that hold the index among `count` parameters: as few as the
+/// count needs (8 for up to 256 parameters, leaving 7 bytes of the name).
+fn index_mask(count: usize) -> u64 {
+    let index_bits = u64::BITS - (count.max(2) as u64 - 1).leading_zeros();
+    u64::MAX >> (u64::BITS - index_bits)
+}
+
 /// Sorts a few keys in place, smallest first.
 fn insertion_sort(keys: &mut [u64]) {
     for i in 1..keys.len() {
@@ -353,11 +360,8 @@ pub(crate) struct SortedParams<'a> {
     /// In wire order.
     params: SmallVec<[Param<'a>; INLINE_PARAMS]>,
     /// Sort keys in signing order, one word each: the name's first bytes in the high bits,
-    /// the index into `params` in the bits of `index_mask`.
+    /// the index into `params` in the bits of [`index_mask`].
     order: SmallVec<[u64; INLINE_PARAMS]>,
-    /// The low bits of a sort key that hold the index: as few as the count needs (8 for up
-    /// to 256 parameters, leaving 7 bytes of the name).
-    index_mask: u64,
     /// An upper bound on the length of the written text.
     len_bound: usize,
 }
@@ -368,7 +372,6 @@ impl<'a> SortedParams<'a> {
         Self {
             params: SmallVec::new(),
             order: SmallVec::new(),
-            index_mask: 0,
             len_bound: 0,
         }
     }
@@ -490,9 +493,7 @@ impl<'a> SortedParams<'a> {
         // Cutting the prefix's low bits keeps its order (a smaller prefix never cuts to a
         // larger one), so the keys still order by name first; names that now tie are ordered
         // in full below. A word sorts in about half the steps of a pair of words.
-        let index_bits = u64::BITS - (params.len().max(2) as u64 - 1).leading_zeros();
-        let index_mask = u64::MAX >> (u64::BITS - index_bits);
-        self.index_mask = index_mask;
+        let index_mask = index_mask(params.len());
         // The raw lengths of all the parameters: a bound on the written text, duplicates
         // (removed below) included.
         let mut len_bound = 0;
@@ -551,8 +552,9 @@ impl<'a> SortedParams<'a> {
     /// (at least [`Self::len_bound`] long) and returns the length written.
     pub(crate) fn write(&self, out: &mut [u8]) -> Result<usize, MalformedBody> {
         let mut len = 0;
+        let index_mask = index_mask(self.params.len());
         for key in &self.order {
-            let param = self.params[(key & self.index_mask) as usize];
+            let param = self.params[(key & index_mask) as usize];
             len += param.name.write(&mut out[len..])?;
             len += param.value.write(&mut out[len..])?;
         }
