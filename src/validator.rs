@@ -641,6 +641,17 @@ fn parse_settings(settings: Option<&str>) -> Result<Option<&str>, ValidationErro
 }
 
 pub(crate) fn is_form(content_type: &str) -> bool {
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
+    // What Twilio sends (`application/x-www-form-urlencoded`, perhaps `; charset=utf-8`)
+    // answered without the `;` search and the Unicode trim below, a tenth of a status
+    // callback's own work; the general rule gives the same answer for these.
+    let bytes = content_type.as_bytes();
+    if let Some((essence, rest)) = bytes.split_at_checked(FORM.len())
+        && essence.eq_ignore_ascii_case(FORM)
+        && matches!(rest.first(), None | Some(b';'))
+    {
+        return true;
+    }
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }

@@ -163,6 +163,10 @@ fn a_non_form_body_without_body_sha256_is_unsigned() {
         Some("application/json"),
         Some("text/plain"),
         Some("application/x-www-form-urlencodedx"),
+        Some("application/x-www-form-urlencode"),
+        Some("application/x-www-form-urlencoded,text/plain"),
+        Some("application/x-www-form-urlencoded-x; charset=utf-8"),
+        Some("multipart/form-data; x=application/x-www-form-urlencoded"),
         None,
     ] {
         assert_eq!(
@@ -183,6 +187,10 @@ fn form_content_type_is_recognised_with_parameters_and_any_case() {
         "application/x-www-form-urlencoded",
         "application/x-www-form-urlencoded; charset=UTF-8",
         "Application/X-WWW-Form-Urlencoded;charset=utf-8",
+        "application/x-www-form-urlencoded;",
+        "  application/x-www-form-urlencoded ; charset=utf-8",
+        "application/x-www-form-urlencoded\t",
+        "application/x-www-form-urlencoded\u{a0}",
     ] {
         assert!(
             v.validate_body(URL, Some(content_type), b"a=1", &sig)
