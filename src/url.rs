@@ -152,13 +152,16 @@ impl<'a> SignedUrl<'a> {
         let (path, after_path) = rest.split_at(path_len);
 
         // Userinfo may itself contain ':' (user:password); the host starts after the last '@'.
-        let (userinfo, host_port) = match authority.rfind('@') {
+        let (userinfo, host_port) = match authority.bytes().rposition(|b| b == b'@') {
             Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
             None => (None, authority),
         };
 
         let (host, port) = if host_port.starts_with('[') {
-            let close = host_port.find(']').ok_or(InvalidUrl::MalformedAuthority)?;
+            let close = host_port
+                .bytes()
+                .position(|b| b == b']')
+                .ok_or(InvalidUrl::MalformedAuthority)?;
             let after = &host_port[close + 1..];
             let port = match after.strip_prefix(':') {
                 Some(port) => Some(port),
@@ -167,8 +170,8 @@ impl<'a> SignedUrl<'a> {
             };
             (&host_port[..=close], port)
         } else {
-            match host_port.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
+            match host_port.bytes().position(|b| b == b':') {
+                Some(colon) => (&host_port[..colon], Some(&host_port[colon + 1..])),
                 None => (host_port, None),
             }
         };
@@ -226,7 +229,14 @@ impl<'a> SignedUrl<'a> {
     }
 
     pub(crate) fn has_body_sha256(&self) -> bool {
-        self.body_sha256_values().next().is_some()
+        // [`Self::body_sha256_values`] on bytes, without its `str` searches: this runs on
+        // every request, and a parameter is `bodySHA256` when its name (up to the first `=`)
+        // is.
+        const NAME: &[u8] = b"bodySHA256";
+        self.query().as_bytes().split(|&b| b == b'&').any(|pair| {
+            pair.strip_prefix(NAME)
+                .is_some_and(|rest| matches!(rest.first(), None | Some(b'=')))
+        })
     }
 
     /// The candidates in the order they are tried: as received first.
@@ -491,6 +501,28 @@ mod tests {
             ("https://[::1]x/", InvalidUrl::MalformedAuthority),
         ] {
             assert_eq!(SignedUrl::parse(url).err(), Some(want), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn has_body_sha256_agrees_with_the_values_it_stands_for() {
+        for (query, has) in [
+            ("bodySHA256=ab", true),
+            ("a=1&bodySHA256", true),
+            ("bodySHA256=", true),
+            ("x&&bodySHA256=&y", true),
+            ("bodySHA256=a=b", true),
+            ("bodySHA2567=1", false),
+            ("xbodySHA256=1", false),
+            ("bodysha256=1", false),
+            ("a=bodySHA256", false),
+            ("bodySHA25", false),
+            ("", false),
+        ] {
+            let full = format!("https://h/p?{query}");
+            let url = SignedUrl::parse(&full).unwrap();
+            assert_eq!(url.has_body_sha256(), has, "{query}");
+            assert_eq!(url.body_sha256_values().next().is_some(), has, "{query}");
         }
     }
 
