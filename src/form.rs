@@ -289,17 +289,19 @@ fn index_mask(count: usize) -> u64 {
     u64::MAX >> (u64::BITS - index_bits)
 }
 
-/// Sorts a few keys in place, smallest first.
-fn insertion_sort(keys: &mut [u64]) {
-    for i in 1..keys.len() {
-        let key = keys[i];
-        let mut j = i;
-        while j > 0 && keys[j - 1] > key {
-            keys[j] = keys[j - 1];
-            j -= 1;
-        }
-        keys[j] = key;
+/// Sorts up to 32 keys in place, smallest first, without a data-dependent branch: each key's
+/// place is the number of keys below it. The keys must be distinct (each holds its index).
+///
+/// n² comparisons, but no mispredictions: parameters in another wire order on every call
+/// (300 SMS in rotation) made an insertion sort's inner loop mispredict about once a key;
+/// same run, rotation valid/floor 3.11 against 2.85 with this.
+fn rank_sort(keys: &mut [u64]) {
+    let mut sorted = [0u64; 32];
+    for &key in keys.iter() {
+        let rank: usize = keys.iter().map(|&other| usize::from(other < key)).sum();
+        sorted[rank] = key;
     }
+    keys.copy_from_slice(&sorted[..keys.len()]);
 }
 
 /// The byte of the escape `%XX` at `raw[i]`, if it is one.
@@ -520,11 +522,11 @@ impl<'a> SortedParams<'a> {
             param.name.prefix(&invalid) & !index_mask | index as u64
         }));
         self.len_bound = len_bound;
-        // Up to 32 keys (an SMS has 20), a plain insertion sort; the standard library's
-        // sort_unstable sets up sorting networks and merges first, and measured slower here
-        // (SMS valid/floor 2.50 against 2.41, same machine, one session).
+        // Up to 32 keys (an SMS has 20), by rank; the standard library's sort_unstable sets
+        // up sorting networks and merges first, and measured slower here (SMS valid/floor
+        // 2.50 against 2.41 with an insertion sort, same machine, one session).
         if order.len() <= 32 {
-            insertion_sort(order);
+            rank_sort(order);
         } else {
             order.sort_unstable();
         }
@@ -816,7 +818,7 @@ mod tests {
     fn names_alike_in_every_byte_the_sort_key_keeps_are_ordered_in_full() {
         // A sort key keeps 7 bytes of the name up to 256 parameters, fewer beyond: names that
         // differ only in the 7th, 8th or a later byte, among 3 to 5,000 parameters (sorted by
-        // insertion up to 32, by the standard library beyond).
+        // rank up to 32, by the standard library beyond).
         for count in [3usize, 20, 32, 33, 300, 5000] {
             let body: Vec<String> = (0..count)
                 .map(|n| {
