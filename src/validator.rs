@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ValidationError;
-use crate::form::{FormParams, SortedParams, param_values, with_buffer};
+use crate::form::{FormBody, FormParams, SortedParams, param_values, with_buffer};
 use crate::signature::{HmacSha1, HmacSha256};
 use crate::url::{SignedUrl, UrlVariant};
 
@@ -390,14 +390,17 @@ impl Validator {
     pub fn verify(&self, webhook: &Webhook<'_>) -> Result<Verified, ValidationError> {
         let claim = self.claim(webhook.signature, webhook.signature_settings)?;
         let url = SignedUrl::parse(webhook.url).map_err(ValidationError::InvalidUrl)?;
+        // Declared before the parameters, which borrow from it.
+        let form;
         let mut params = SortedParams::new();
         let signed = if url.has_body_sha256() {
             Signed::UrlOnly {
                 body_sha256: Some(webhook.body),
             }
         } else if webhook.content_type.is_some_and(is_form) {
+            form = FormBody::new(webhook.body);
             params
-                .fill_from_form_body(webhook.body, self.max_params)
+                .fill_from_form_body(&form, self.max_params)
                 .map_err(ValidationError::MalformedBody)?;
             Signed::Params(&params)
         } else if webhook.body.is_empty() {
