@@ -153,6 +153,9 @@ fn routed(with_layer: bool) -> Routed {
             .unwrap();
         router = router.layer(layer);
     }
+    // Finalised as `axum::serve` does once: without it axum rebuilds the route from its
+    // handler (and applies the layer again) on every call, work no server does per request.
+    let router = router.with_state(());
     let warm = runtime
         .block_on(router.clone().oneshot(request(&payload)))
         .unwrap();

@@ -48,12 +48,17 @@ fn main() {
     let url = "https://hooks.example.com/twilio/sms";
     let signature = compute_signature(TOKEN, url, &params);
 
-    let bare = Router::new().route("/twilio/sms", post(sms));
+    // Each router is finalised with `with_state(())`, as `axum::serve` does once: without
+    // it axum rebuilds a route from its handler (and applies the layer again) on every call.
+    let bare = Router::new().route("/twilio/sms", post(sms)).with_state(());
     let layer = TwilioWebhookLayer::new(Validator::new(TOKEN))
         .unwrap()
         .public_url("https://hooks.example.com")
         .unwrap();
-    let guarded = Router::new().route("/twilio/sms", post(sms)).layer(layer);
+    let guarded = Router::new()
+        .route("/twilio/sms", post(sms))
+        .layer(layer)
+        .with_state(());
 
     let request = || {
         Request::post("/twilio/sms")
@@ -72,22 +77,28 @@ fn main() {
         .find(|(name, _)| name == "AccountSid")
         .map(|(_, value)| value.clone())
         .unwrap();
-    let tenants = Router::new().route("/twilio/sms", post(sms)).layer(
-        TwilioWebhookLayer::with_key_source(
-            twilio_webhook::middleware::AccountMap::new()
-                .insert(account_sid.clone(), Validator::new(TOKEN)),
+    let tenants = Router::new()
+        .route("/twilio/sms", post(sms))
+        .layer(
+            TwilioWebhookLayer::with_key_source(
+                twilio_webhook::middleware::AccountMap::new()
+                    .insert(account_sid.clone(), Validator::new(TOKEN)),
+            )
+            .public_url("https://hooks.example.com")
+            .unwrap(),
         )
-        .public_url("https://hooks.example.com")
-        .unwrap(),
-    );
-    let strangers = Router::new().route("/twilio/sms", post(sms)).layer(
-        TwilioWebhookLayer::with_key_source(
-            twilio_webhook::middleware::AccountMap::new()
-                .insert("AC00000000000000000000000000000000", Validator::new(TOKEN)),
+        .with_state(());
+    let strangers = Router::new()
+        .route("/twilio/sms", post(sms))
+        .layer(
+            TwilioWebhookLayer::with_key_source(
+                twilio_webhook::middleware::AccountMap::new()
+                    .insert("AC00000000000000000000000000000000", Validator::new(TOKEN)),
+            )
+            .public_url("https://hooks.example.com")
+            .unwrap(),
         )
-        .public_url("https://hooks.example.com")
-        .unwrap(),
-    );
+        .with_state(());
     let mut benches = [
         hmac_floor(TOKEN, signed.as_bytes()),
         Bench::new("without layer", || {
