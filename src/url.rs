@@ -253,9 +253,8 @@ impl<'a> SignedUrl<'a> {
         })
     }
 
-    /// The candidates in the order they are tried: as received first.
-    pub(crate) fn candidates(&self) -> impl Iterator<Item = Candidate<'a>> + use<'a> {
-        let this = *self;
+    /// The variants there are of this URL, in the order they are tried: as received first.
+    pub(crate) fn variants(&self) -> impl Iterator<Item = UrlVariant> + use<> {
         let has_toggle = self.port.is_some() || self.default_port.is_some();
         let has_userinfo = self.userinfo.is_some();
         let slash = self.slash_candidate;
@@ -280,31 +279,50 @@ impl<'a> SignedUrl<'a> {
         ]
         .into_iter()
         .filter(|&(_, present)| present)
-        .map(move |(variant, _)| this.candidate(variant))
+        .map(|(variant, _)| variant)
     }
 
-    fn candidate(&self, variant: UrlVariant) -> Candidate<'a> {
+    /// The candidates in the order they are tried: as received first.
+    pub(crate) fn candidates(&self) -> impl Iterator<Item = Candidate<'a>> + use<'a> {
+        let this = *self;
+        self.variants()
+            .map(move |variant| this.rebuild(variant, this.userinfo))
+    }
+
+    /// Hands `variant`'s pieces to `piece` in order, without building a [`Candidate`]: what
+    /// the MAC is fed on every request. As received, the URL is one piece.
+    #[inline]
+    pub(crate) fn for_each_piece(&self, variant: UrlVariant, piece: impl FnMut(&'a str)) {
+        let mut piece = piece;
         if variant == UrlVariant::AsReceived {
-            // The common case: one slice, the bytes exactly as received.
-            let mut pieces = [""; MAX_PIECES];
-            pieces[0] = self.full;
-            return Candidate {
-                variant,
-                pieces,
-                len: 1,
-            };
+            piece(self.full);
+        } else {
+            self.pieces_of(variant, self.userinfo, piece);
         }
-        self.rebuild(variant, self.userinfo)
     }
 
     /// The variant assembled from the parts, with `userinfo` standing in for the real one.
     fn rebuild(&self, variant: UrlVariant, userinfo: Option<&'a str>) -> Candidate<'a> {
         let mut pieces = [""; MAX_PIECES];
         let mut len = 0;
-        let mut push = |piece: &'a str| {
+        self.pieces_of(variant, userinfo, |piece| {
             pieces[len] = piece;
             len += 1;
-        };
+        });
+        Candidate {
+            variant,
+            pieces,
+            len,
+        }
+    }
+
+    /// The pieces of `variant`, in order, with `userinfo` standing in for the real one.
+    fn pieces_of(
+        &self,
+        variant: UrlVariant,
+        userinfo: Option<&'a str>,
+        mut push: impl FnMut(&'a str),
+    ) {
         let toggle_port = variant.toggles_port();
         push(self.scheme_prefix);
         if let (true, Some(userinfo)) = (variant.keeps_userinfo(), userinfo) {
@@ -329,11 +347,6 @@ impl<'a> SignedUrl<'a> {
             push("/");
         }
         push(self.after_path);
-        Candidate {
-            variant,
-            pieces,
-            len,
-        }
     }
 
     /// The candidate URL with any userinfo replaced by `***`, for logs.

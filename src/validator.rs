@@ -589,16 +589,14 @@ fn first_match<M: Mac + Clone>(
     keys: &[M],
     tag: &[u8],
 ) -> Option<(usize, UrlVariant)> {
-    for candidate in url.candidates() {
+    for variant in url.variants() {
         for (index, key) in keys.iter().enumerate() {
             let mut mac = key.clone();
-            for piece in candidate.pieces() {
-                mac.update(piece.as_bytes());
-            }
+            url.for_each_piece(variant, |piece| mac.update(piece.as_bytes()));
             mac.update(text);
             // Constant-time comparison of the MAC bytes.
             if mac.verify_slice(tag).is_ok() {
-                return Some((index, candidate.variant));
+                return Some((index, variant));
             }
         }
     }
