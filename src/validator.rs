@@ -481,25 +481,13 @@ impl Validator {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Verified, ValidationError> {
-        use crate::twilio_headers::{SIGNATURE, SIGNATURE_SETTINGS, single};
+        let signed = crate::twilio_headers::signed(headers)?;
         self.verify(
             &Webhook::new(url)
                 .body(body)
-                .content_type(single(
-                    headers,
-                    &http::header::CONTENT_TYPE,
-                    ValidationError::UnsignedBody,
-                )?)
-                .signature(single(
-                    headers,
-                    &SIGNATURE,
-                    ValidationError::MalformedSignature,
-                )?)
-                .signature_settings(single(
-                    headers,
-                    &SIGNATURE_SETTINGS,
-                    ValidationError::MalformedSignatureSettings,
-                )?),
+                .content_type(signed.content_type)
+                .signature(signed.signature)
+                .signature_settings(signed.settings),
         )
     }
 
