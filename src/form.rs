@@ -15,6 +15,12 @@ use wide::u8x16;
 
 use crate::error::MalformedBody;
 
+mod decode;
+mod sort;
+
+use decode::Decoded;
+use sort::{index_mask, order_ties, rank_sort};
+
 /// Parameters kept inline before spilling to the heap. Twilio's inbound SMS carries about 20,
 /// an MMS with 34 media about 100. (64 bytes each, plus 8 of sort key: 9 KiB of stack.)
 const INLINE_PARAMS: usize = 128;
@@ -25,7 +31,7 @@ const SLACK: usize = 64;
 /// A form body, with a copy of its last [`SLACK`] bytes followed by zeros: a field near the
 /// end of the body is read from the copy, so that every short field has [`SLACK`] bytes of
 /// buffer past it and is written by one fixed-size copy (a status callback's body is 66
-/// bytes: without the copy, five of its six fields were written byte by byte).
+/// bytes: without the copy, five of its six fields went out of line to a word loop).
 pub(crate) struct FormBody<'a> {
     body: &'a [u8],
     /// `body[tail_start..]`, then zeros.
@@ -182,95 +188,6 @@ impl<'a> Field<'a> {
         }
         self.write_long_or_encoded(out)
     }
-
-    /// [`Self::write`] of a plain field over 64 bytes (or at the end of its buffer), or of a
-    /// field to decode.
-    #[inline(never)]
-    fn write_long_or_encoded(self, out: &mut [u8]) -> Result<usize, MalformedBody> {
-        if !self.encoded {
-            let n = self.len;
-            // Whole words, reading past the field inside its buffer: one load and one store
-            // per 8 bytes instead of a call to memcpy for a dozen bytes.
-            let mut k = 0;
-            while k < n {
-                match self.ext.get(k..k + 8) {
-                    Some(word) => out[k..k + 8].copy_from_slice(word),
-                    None => {
-                        out[k..n].copy_from_slice(&self.ext[k..n]);
-                        break;
-                    }
-                }
-                k += 8;
-            }
-            return Ok(n);
-        }
-        let raw = self.raw();
-        let n = raw.len();
-        let (mut i, mut o) = (0, 0);
-        let mut non_ascii_escape = false;
-        // Sixteen bytes at a time (SSE2 through `wide`, as the scan): `+` becomes a space in
-        // the block, the block is stored whole and the output advanced to the first `%` only,
-        // where one escape is decoded, and the next block starts right after it.
-        // Escape-dense values (URLs: `%3A%2F%2F`) cost a step per escape instead of a byte
-        // loop. The block is read past the field inside its buffer (`ext`), and the bytes past
-        // the field are masked out of the `%` search; what they put in `out` past `o` is
-        // overwritten later: `out` has `SLACK` bytes of room past the raw field, and `o <= i`.
-        while i < n
-            && let Some(chunk) = self.ext.get(i..i + 16)
-        {
-            let block = u8x16::new(chunk.try_into().expect("16 bytes"));
-            let plus = block.cmp_eq(u8x16::splat(b'+'));
-            let spaced = block ^ (plus & u8x16::splat(b'+' ^ b' '));
-            out[o..o + 16].copy_from_slice(spaced.as_array_ref());
-            let left = n - i;
-            let in_field = if left >= 16 {
-                u32::MAX
-            } else {
-                (1 << left) - 1
-            };
-            let percent = block.cmp_eq(u8x16::splat(b'%')).move_mask() as u32 & in_field;
-            if percent == 0 {
-                let step = left.min(16);
-                i += step;
-                o += step;
-                continue;
-            }
-            let before = percent.trailing_zeros() as usize;
-            i += before;
-            o += before;
-            let byte = escape_at(raw, i).ok_or(MalformedBody::InvalidPercentEncoding)?;
-            non_ascii_escape |= byte >= 0x80;
-            out[o] = byte;
-            i += 3;
-            o += 1;
-        }
-        // The last few bytes, one at a time.
-        while i < raw.len() {
-            match raw[i] {
-                b'+' => {
-                    out[o] = b' ';
-                    i += 1;
-                }
-                b'%' => {
-                    let byte = escape_at(raw, i).ok_or(MalformedBody::InvalidPercentEncoding)?;
-                    non_ascii_escape |= byte >= 0x80;
-                    out[o] = byte;
-                    i += 3;
-                }
-                byte => {
-                    out[o] = byte;
-                    i += 1;
-                }
-            }
-            o += 1;
-        }
-        // The body is UTF-8 and `+` or an ASCII escape keeps it so; only an escaped
-        // non-ASCII byte can break it.
-        if non_ascii_escape && core::str::from_utf8(&out[..o]).is_err() {
-            return Err(MalformedBody::InvalidUtf8);
-        }
-        Ok(o)
-    }
 }
 
 /// The 8 bytes of `buf` from `i` as a little-endian word, zero-padded past its end.
@@ -329,144 +246,6 @@ impl BlockMasks {
             masks.high |= bits(v);
         }
         masks
-    }
-}
-
-/// The low bits of a sort key that hold the index among `count` parameters: as few as the
-/// count needs (8 for up to 256 parameters, leaving 7 bytes of the name).
-fn index_mask(count: usize) -> u64 {
-    let index_bits = u64::BITS - (count.max(2) as u64 - 1).leading_zeros();
-    u64::MAX >> (u64::BITS - index_bits)
-}
-
-/// Orders the runs of `order` whose names tie on the bytes their keys keep. A run of plain
-/// names is keyed again on the next bytes of the names, as many rounds as they keep tying (34
-/// `MediaContentType*` names: 3 rounds), so that names are compared as words, not by
-/// `memcmp` through a comparator (an MMS's two runs of 34 cost ~30,000 instructions that way).
-/// A run with a name to decode, or whose names are the same in every byte looked at, is
-/// ordered by `full`. The keys' index bits are kept; their other bits end up holding the last
-/// round's bytes, which stay equal for equal names.
-fn order_ties(
-    order: &mut [u64],
-    params: &[Param<'_>],
-    index_mask: u64,
-    full: impl Fn(&u64, &u64) -> Ordering,
-) {
-    // The bytes of a name a key holds whole: the index bits cut into the low ones.
-    let kept = 8 - (index_mask.count_ones() as usize).div_ceil(8);
-    let tie = |a: &u64, b: &u64| (a ^ b) & !index_mask == 0;
-    // Runs to order, and how many bytes of their names are known to be equal.
-    let mut runs: SmallVec<[(usize, usize, usize); 8]> = SmallVec::new();
-    let push_runs = |order: &[u64], base: usize, offset: usize, runs: &mut SmallVec<_>| {
-        let mut start = 0;
-        for end in 1..=order.len() {
-            if end < order.len() && tie(&order[end], &order[start]) {
-                continue;
-            }
-            if end - start > 1 {
-                runs.push((base + start, base + end, offset));
-            }
-            start = end;
-        }
-    };
-    push_runs(order, 0, kept, &mut runs);
-    while let Some((start, end, offset)) = runs.pop() {
-        let run = &mut order[start..end];
-        let name = |key: u64| params[(key & index_mask) as usize].name;
-        let plain = run.iter().all(|&key| !name(key).encoded);
-        let longest = run.iter().map(|&key| name(key).len).max().unwrap_or(0);
-        if !plain || offset >= longest {
-            run.sort_unstable_by(&full);
-            continue;
-        }
-        for key in run.iter_mut() {
-            *key = name(*key).word(offset) & !index_mask | *key & index_mask;
-        }
-        if run.len() <= 32 {
-            rank_sort(run);
-        } else {
-            run.sort_unstable();
-        }
-        push_runs(run, start, offset + kept, &mut runs);
-    }
-}
-
-/// Sorts up to 32 keys in place, smallest first, without a data-dependent branch: each key's
-/// place is the number of keys below it. The keys must be distinct (each holds its index).
-///
-/// n² comparisons, but no mispredictions: parameters in another wire order on every call
-/// (300 SMS in rotation) made an insertion sort's inner loop mispredict about once a key;
-/// same run, rotation valid/floor 3.11 against 2.85 with this.
-fn rank_sort(keys: &mut [u64]) {
-    let mut sorted = [0u64; 32];
-    for &key in keys.iter() {
-        let rank: usize = keys.iter().map(|&other| usize::from(other < key)).sum();
-        sorted[rank] = key;
-    }
-    keys.copy_from_slice(&sorted[..keys.len()]);
-}
-
-/// The byte of the escape `%XX` at `raw[i]`, if it is one.
-fn escape_at(raw: &[u8], i: usize) -> Option<u8> {
-    let hi = HEX[usize::from(*raw.get(i + 1)?)];
-    let lo = HEX[usize::from(*raw.get(i + 2)?)];
-    // A digit's value is below 16; anything else is `NOT_HEX`, which has a high bit set.
-    ((hi | lo) < 16).then_some(hi << 4 | lo)
-}
-
-/// What `HEX` holds for a byte that is no hex digit.
-const NOT_HEX: u8 = 0xff;
-
-/// The value of each hex digit (either case), [`NOT_HEX`] for every other byte: one load per
-/// digit instead of three range tests.
-const HEX: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-
-/// The decoded bytes of a field. `+` is a space, `%XX` is a byte; an invalid escape yields the
-/// `%` as is and sets `invalid`, so a comparison never panics and never hides it.
-struct Decoded<'a, 'c> {
-    raw: &'a [u8],
-    encoded: bool,
-    invalid: &'c Cell<bool>,
-}
-
-impl Iterator for Decoded<'_, '_> {
-    type Item = u8;
-
-    fn next(&mut self) -> Option<u8> {
-        let raw = self.raw;
-        let (&first, rest) = raw.split_first()?;
-        self.raw = rest;
-        if !self.encoded {
-            return Some(first);
-        }
-        match first {
-            b'+' => Some(b' '),
-            b'%' => match escape_at(raw, 0) {
-                Some(byte) => {
-                    self.raw = &raw[3..];
-                    Some(byte)
-                }
-                None => {
-                    self.invalid.set(true);
-                    Some(b'%')
-                }
-            },
-            other => Some(other),
-        }
     }
 }
 
