@@ -43,7 +43,11 @@ impl<'a> FormBody<'a> {
     pub(crate) fn new(body: &'a [u8]) -> Self {
         let tail_start = body.len().saturating_sub(SLACK);
         let mut tail = [0u8; 2 * SLACK];
-        tail[..body.len() - tail_start].copy_from_slice(&body[tail_start..]);
+        match body.last_chunk::<SLACK>() {
+            // A fixed-size copy, not a call to memcpy, for every body but the shortest.
+            Some(last) => tail[..SLACK].copy_from_slice(last),
+            None => tail[..body.len()].copy_from_slice(body),
+        }
         Self {
             body,
             tail,
