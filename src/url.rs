@@ -292,8 +292,7 @@ impl<'a> SignedUrl<'a> {
     /// Hands `variant`'s pieces to `piece` in order, without building a [`Candidate`]: what
     /// the MAC is fed on every request. As received, the URL is one piece.
     #[inline]
-    pub(crate) fn for_each_piece(&self, variant: UrlVariant, piece: impl FnMut(&'a str)) {
-        let mut piece = piece;
+    pub(crate) fn for_each_piece(&self, variant: UrlVariant, mut piece: impl FnMut(&'a str)) {
         if variant == UrlVariant::AsReceived {
             piece(self.full);
         } else {
