@@ -5,28 +5,36 @@
 //! Run: `cargo bench --bench instructions` (needs valgrind and `gungraun-runner` of the same
 //! version as the `gungraun` dev-dependency: `cargo install gungraun-runner --version 0.20.0`).
 //!
-//! Each payload is measured three ways, each on a warm call (one call in `setup` first):
+//! Each payload is measured on a warm call (one call in `setup` first):
 //! - `floor`: HMAC-SHA1 over the exact signed bytes with a prepared key;
 //! - `validate_body`: the validator on the raw form body, valid signature;
-//! - through an axum router, `bare` (no layer) and `layer` (with `TwilioWebhookLayer`).
+//! - `reject`: the same with a wrong signature (both URL candidates tried);
+//! - the SMS through an axum router, `bare` (no layer) and `layer` (with `TwilioWebhookLayer`);
+//! - the SMS around a service that answers at once, without a router or a runtime, `bare`
+//!   and `layer`.
 //!
 //! valgrind runs SHA-1 in software (about ten times the instructions of SHA-NI), so the
 //! figures to compare are differences taken in one run: `validate_body - floor` is the
-//! validator's own work, `layer - bare - validate_body` the layer's. `.ci/instructions`
-//! checks both against `benches/instructions.baseline`.
+//! validator's own work, `layer - bare - validate_body` the layer's (through the router, with
+//! axum's own work at the layer's boundary; around the service, the layer's alone).
+//! `.ci/instructions` checks them against `benches/instructions.baseline`.
 
 #[path = "../tests/support/mod.rs"]
 mod fixtures;
 
+use std::future::Future;
 use std::hint::black_box;
+use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
+use bytes::Bytes;
 use fixtures::{form_body, inbound_sms, media_webhook, tiny_params};
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use hmac::{Hmac, KeyInit, Mac};
 use http::Request;
+use http_body_util::Full;
 use tower::ServiceExt;
 use twilio_webhook::middleware::TwilioWebhookLayer;
 use twilio_webhook::{Validator, compute_signature, signed_string};
@@ -183,6 +191,82 @@ fn router(routed: Routed) {
     std::mem::forget((runtime, router));
 }
 
+/// A service that answers at once, for the layer to wrap without a router around it.
+#[derive(Clone)]
+struct Answer;
+
+impl tower::Service<Request<Full<Bytes>>> for Answer {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Full<Bytes>>) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(Full::new(Bytes::new()))))
+    }
+}
+
+/// One call of `Answer`, with or without the layer, on the SMS request: the future polled to
+/// its end with a no-op waker (the body is one ready frame, so nothing waits). One call made
+/// already.
+struct Direct(Box<dyn FnMut() -> http::StatusCode>);
+
+fn direct(with_layer: bool) -> Direct {
+    use tower::Service;
+    fn run<S: Service<Request<Full<Bytes>>, Response = http::Response<B>>, B>(
+        service: &mut S,
+        request: Request<Full<Bytes>>,
+    ) -> http::StatusCode
+    where
+        S::Error: std::fmt::Debug,
+    {
+        let future = std::pin::pin!(service.call(request));
+        match future.poll(&mut Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(response) => response.unwrap().status(),
+            Poll::Pending => panic!("nothing here waits"),
+        }
+    }
+    let payload = payload("sms");
+    let request = move || {
+        Request::post("/twilio/sms")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-length", payload.body.len())
+            .header("x-twilio-signature", payload.signature.as_str())
+            .body(Full::new(Bytes::from(payload.body.clone())))
+            .unwrap()
+    };
+    let mut call: Box<dyn FnMut() -> http::StatusCode> = if with_layer {
+        let layer = TwilioWebhookLayer::new(Validator::new(TOKEN))
+            .unwrap()
+            .public_url("https://hooks.example.com")
+            .unwrap();
+        let mut service = tower::Layer::layer(&layer, Answer);
+        Box::new(move || run(&mut service, request()))
+    } else {
+        let mut service = Answer;
+        Box::new(move || run(&mut service, request()))
+    };
+    assert_eq!(call(), 200);
+    Direct(call)
+}
+
+#[library_benchmark]
+#[bench::bare(args = (false), setup = direct)]
+#[bench::layer(args = (true), setup = direct)]
+fn service(direct: Direct) {
+    let Direct(mut call) = direct;
+    assert_eq!(call(), 200);
+    std::mem::forget(call);
+}
+
 library_benchmark_group!(name = validation; benchmarks = floor, validate_body, reject);
 library_benchmark_group!(name = through_a_router; benchmarks = router);
-main!(library_benchmark_groups = validation, through_a_router);
+library_benchmark_group!(name = around_a_service; benchmarks = service);
+main!(
+    library_benchmark_groups = validation,
+    through_a_router,
+    around_a_service
+);
