@@ -53,9 +53,20 @@ fn text(
     (value, repeated): (Option<&HeaderValue>, bool),
     not_text: ValidationError,
 ) -> Result<Option<&str>, ValidationError> {
-    match (value, repeated) {
+    one_text(value, repeated, not_text, ValidationError::RepeatedHeader)
+}
+
+/// A header's first value (if any) as text, given whether another followed it: `not_text` or
+/// `repeated` otherwise. The rule [`signed`] and [`at_most_once`] both apply.
+fn one_text<E>(
+    first: Option<&HeaderValue>,
+    another: bool,
+    not_text: E,
+    repeated: E,
+) -> Result<Option<&str>, E> {
+    match (first, another) {
         (None, _) => Ok(None),
-        (Some(_), true) => Err(ValidationError::RepeatedHeader),
+        (Some(_), true) => Err(repeated),
         (Some(value), false) => value.to_str().map(Some).map_err(|_| not_text),
     }
 }
@@ -81,11 +92,8 @@ pub(crate) fn at_most_once<'h, E>(
     repeated: E,
 ) -> Result<Option<&'h str>, E> {
     let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => value.to_str().map(Some).map_err(|_| not_text),
-        (Some(_), Some(_)) => Err(repeated),
-    }
+    let first = values.next();
+    one_text(first, values.next().is_some(), not_text, repeated)
 }
 
 #[cfg(test)]
