@@ -185,17 +185,7 @@ fn the_layer_adds_a_fixed_handful_of_allocations_per_request() {
     use tower::ServiceBuilder;
     use twilio_webhook::middleware::TwilioWebhookLayer;
 
-    let token = "7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60";
-    let params = sms_params();
-    let body = Bytes::from(form_body(&params));
-    let signature = compute_signature(token, "https://hooks.example.com/sms", &params);
-    let request = || {
-        Request::post("/sms")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature.as_str())
-            .body(Full::new(body.clone()))
-            .unwrap()
-    };
+    let request = signed_sms(Full::new);
     let handler = |_: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
     };
@@ -203,7 +193,7 @@ fn the_layer_adds_a_fixed_handful_of_allocations_per_request() {
         .build()
         .unwrap();
     let mut bare = tower::service_fn(handler);
-    let layer = TwilioWebhookLayer::new(Validator::new(token))
+    let layer = TwilioWebhookLayer::new(Validator::new(TOKEN))
         .unwrap()
         .public_url("https://hooks.example.com")
         .unwrap();
@@ -234,74 +224,68 @@ fn through_an_axum_router_the_layer_adds_six_allocations() {
     use axum::Router;
     use axum::body::Body;
     use axum::routing::post;
-    use bytes::Bytes;
-    use http::Request;
     use twilio_webhook::middleware::TwilioWebhookLayer;
 
-    let token = "7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60";
-    let params = sms_params();
-    let body = Bytes::from(form_body(&params));
-    let signature = compute_signature(token, "https://hooks.example.com/sms", &params);
-    let request = || {
-        Request::post("/sms")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature.as_str())
-            .body(Body::from(body.clone()))
-            .unwrap()
-    };
+    let request = signed_sms(Body::from);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let router = || Router::new().route("/sms", post(|| async { "<Response/>" }));
-    let layer = TwilioWebhookLayer::new(Validator::new(token))
+    let layer = TwilioWebhookLayer::new(Validator::new(TOKEN))
         .unwrap()
         .public_url("https://hooks.example.com")
         .unwrap();
     let mut bare = router().with_state(());
     let mut guarded = router().layer(layer).with_state(());
-    let per_request = |service: &mut Router| {
-        use tower::{Service, ServiceExt};
-        let mut once = || {
-            let request = request();
-            let response = runtime.block_on(async {
-                ServiceExt::<Request<Body>>::ready(service)
-                    .await
-                    .unwrap()
-                    .call(request)
-                    .await
-                    .unwrap()
-            });
-            assert_eq!(response.status(), 200);
-        };
-        once();
-        allocations_during(once)
-    };
-    let bare = per_request(&mut bare);
-    let guarded = per_request(&mut guarded);
+    let bare = allocations_per_request(&runtime, &mut bare, &request);
+    let guarded = allocations_per_request(&runtime, &mut guarded, &request);
     println!("allocations per request through axum: bare {bare}, with the layer {guarded}");
     assert!(guarded - bare <= 6, "bare {bare}, with the layer {guarded}");
+}
+
+/// The auth token the layer tests sign with.
+#[cfg(feature = "tower")]
+const TOKEN: &str = "7c3f1e0a9b8d4c2e6f5a1b3d9e8c7f60";
+
+/// A maker of the inbound-SMS webhook to `https://hooks.example.com/sms`, signed with
+/// [`TOKEN`], its body wrapped by `body` (`Full::new`, axum's `Body::from`).
+#[cfg(feature = "tower")]
+fn signed_sms<B>(body: impl Fn(bytes::Bytes) -> B) -> impl Fn() -> http::Request<B> {
+    let params = sms_params();
+    let form = bytes::Bytes::from(form_body(&params));
+    let signature = compute_signature(TOKEN, "https://hooks.example.com/sms", &params);
+    move || {
+        http::Request::post("/sms")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", signature.as_str())
+            .body(body(form.clone()))
+            .unwrap()
+    }
 }
 
 /// Allocations made by one request through `service`, after one to warm up (lazy statics,
 /// thread-locals).
 #[cfg(feature = "tower")]
-fn allocations_per_request<S, B>(
+fn allocations_per_request<S, Req, B>(
     runtime: &tokio::runtime::Runtime,
     service: &mut S,
-    request: &dyn Fn() -> http::Request<http_body_util::Full<bytes::Bytes>>,
+    request: &dyn Fn() -> http::Request<Req>,
 ) -> usize
 where
-    S: tower::Service<
-            http::Request<http_body_util::Full<bytes::Bytes>>,
-            Response = http::Response<B>,
-        >,
+    S: tower::Service<http::Request<Req>, Response = http::Response<B>>,
     S::Error: std::fmt::Debug,
 {
     use tower::ServiceExt;
     let mut once = || {
         let request = request();
-        let response =
-            runtime.block_on(async { service.ready().await.unwrap().call(request).await.unwrap() });
+        let response = runtime.block_on(async {
+            ServiceExt::<http::Request<Req>>::ready(service)
+                .await
+                .unwrap()
+                .call(request)
+                .await
+                .unwrap()
+        });
         assert_eq!(response.status(), 200);
     };
     once();
